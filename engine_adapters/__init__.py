@@ -1,0 +1,1 @@
+"""Ports' implementations: Binance ingest (WS + REST), storage (log, journal), alert sinks."""

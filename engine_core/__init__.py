@@ -1,0 +1,1 @@
+"""Deterministic market-structure engine core: pure, no I/O, no clock, no randomness."""

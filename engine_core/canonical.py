@@ -1,0 +1,48 @@
+"""Canonical events and batches: what the normalizer produces and what a tick consumes.
+
+A `CanonicalBatch` holds one token's events of one tick sorted by (exchange_ts, local_seq).
+That sort is determinism point 1 of the design note: the same events give the same batches,
+whatever order the network delivered them in.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable
+
+import attrs
+
+from engine_core.events import MarketEvent, SourceType
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class CanonicalEvent:
+    """A validated market event bound to a token and a local arrival sequence number."""
+
+    token_id: int
+    source: SourceType
+    exchange_ts: int
+    local_seq: int
+    payload: MarketEvent
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class CanonicalBatch:
+    """All events of one token assigned to one tick, sorted. An empty batch is valid."""
+
+    token_id: int
+    tick_id: int
+    events: tuple[CanonicalEvent, ...] = ()
+
+
+SORT_KEY = operator.attrgetter("exchange_ts", "local_seq")
+
+
+def make_batch(token_id: int, tick_id: int, events: Iterable[CanonicalEvent]) -> CanonicalBatch:
+    """Sort events by (exchange_ts, local_seq) — a total order, since local_seq is unique."""
+    return CanonicalBatch(token_id=token_id, tick_id=tick_id, events=tuple(sorted(events, key=SORT_KEY)))
+
+
+def empty_tick(n_tokens: int, tick_id: int) -> tuple[CanonicalBatch, ...]:
+    """The batches of a tick in which nothing arrived."""
+    return tuple(CanonicalBatch(token_id=i, tick_id=tick_id) for i in range(n_tokens))

@@ -1,0 +1,56 @@
+"""The ingest queue: normalizer plus one buffer per token (design note steps 0, 1 and 3).
+
+`CanonicalEngine` is the one object the async shell talks to between ticks: `ingest()` validates
+and normalizes a market event into a `CanonicalEvent` (token id, source, exchange time, local
+sequence number) and appends it to its token's buffer; `flush(tick_id)` turns every buffer, in
+fixed token order, into a sorted `CanonicalBatch` and clears it.
+
+It holds mutable buffers (it *is* the async queue) but does no I/O and reads no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine_core.canonical import SORT_KEY, CanonicalBatch, CanonicalEvent
+from engine_core.events import MarketEvent
+from engine_core.normalize import EventNormalizer, Rejection
+
+
+class CanonicalEngine:
+    """Normalizer plus one buffer per token: `ingest()` between ticks, `flush()` at a tick."""
+
+    __slots__ = ("_buffers", "normalizer")
+
+    def __init__(self, symbols: Sequence[str], *, first_seq: int = 0) -> None:
+        self.normalizer = EventNormalizer(symbols, first_seq=first_seq)
+        self._buffers: list[list[CanonicalEvent]] = [[] for _ in symbols]
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self.normalizer.symbols
+
+    def ingest(self, event: MarketEvent) -> Rejection | None:
+        """Queue one event for the next flush; return a `Rejection` (never raise) if invalid."""
+        out = self.normalizer.normalize(event)
+        if isinstance(out, Rejection):
+            return out
+        self._buffers[out.token_id].append(out)
+        return None
+
+    def pending(self) -> int:
+        """How many events wait for the next flush."""
+        return sum(len(b) for b in self._buffers)
+
+    def flush(self, tick_id: int) -> tuple[CanonicalBatch, ...]:
+        """Produce this tick's batches in token order and clear the buffers."""
+        out = []
+        buffers = self._buffers
+        for token_id, buf in enumerate(buffers):
+            if buf:
+                buf.sort(key=SORT_KEY)
+                out.append(CanonicalBatch(token_id=token_id, tick_id=tick_id, events=tuple(buf)))
+                buffers[token_id] = []
+            else:
+                out.append(CanonicalBatch(token_id=token_id, tick_id=tick_id))
+        return tuple(out)

@@ -1,0 +1,170 @@
+"""Event normalization and validation at the core's boundary (design note step 1).
+
+`EventNormalizer.normalize(event)` either returns a `CanonicalEvent` (token id from the fixed
+symbol table, source type, exchange time, next local sequence number) or a `Rejection` naming
+what was wrong. It never raises on market data: bad input is a value (STYLE rule 3), which the
+shell writes to the quarantine file. Validation happens here once, so the per-tick code can
+trust every number it sees: prices and sizes are finite and positive, times are non-negative
+integers, enums are members.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import attrs
+
+from engine_core.canonical import CanonicalEvent
+from engine_core.events import (
+    SOURCE_OF,
+    BookTickerReceived,
+    DataHealthReceived,
+    FundingReceived,
+    HealthKind,
+    LiquidationReceived,
+    MarketEvent,
+    MarkPriceReceived,
+    OpenInterestReceived,
+    Side,
+    TradeReceived,
+)
+
+#: Largest exchange timestamp accepted (year 2286 in epoch ms); anything above is garbage.
+MAX_TS_MS = 10**13
+#: Largest absolute value of any numeric field; a price or size beyond this is garbage.
+MAX_ABS_VALUE = 1e15
+#: Largest plausible absolute funding rate per interval (Binance caps are a few percent).
+MAX_ABS_FUNDING = 1.0
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Rejection:
+    """Why an event was refused. `field` names the offending field, when there is one."""
+
+    reason: str
+    symbol: str
+    field: str = ""
+    event: object = None
+
+    def __str__(self) -> str:
+        where = f" (field {self.field})" if self.field else ""
+        return f"{self.symbol or '?'}: {self.reason}{where}"
+
+
+def _is_num(v: object) -> bool:
+    return (type(v) is float or type(v) is int) and not isinstance(v, bool)
+
+
+def _check_positive(event: MarketEvent, name: str) -> str | None:
+    v = getattr(event, name)
+    if not _is_num(v):
+        return f"{name} must be a number, got {type(v).__name__}"
+    if not math.isfinite(v):
+        return f"{name} must be finite, got {v!r}"
+    if v <= 0:
+        return f"{name} must be > 0, got {v!r}"
+    if v > MAX_ABS_VALUE:
+        return f"{name} is implausibly large: {v!r}"
+    return None
+
+
+def _check_int(event: MarketEvent, name: str, hi: int) -> str | None:
+    v = getattr(event, name)
+    if type(v) is not int:
+        return f"{name} must be an integer, got {type(v).__name__}"
+    if v < 0 or v > hi:
+        return f"{name} out of range [0, {hi}]: {v}"
+    return None
+
+
+_POSITIVE: dict[type, tuple[str, ...]] = {
+    TradeReceived: ("price", "qty"),
+    BookTickerReceived: ("bid", "bid_qty", "ask", "ask_qty"),
+    LiquidationReceived: ("price", "qty"),
+    MarkPriceReceived: ("mark_price", "index_price"),
+    OpenInterestReceived: (),
+    FundingReceived: ("mark_price", "index_price"),
+    DataHealthReceived: (),
+}
+_IDS: dict[type, tuple[str, ...]] = {
+    TradeReceived: ("trade_id",),
+    BookTickerReceived: ("update_id",),
+    MarkPriceReceived: ("next_funding_ts",),
+    FundingReceived: ("next_funding_ts",),
+    DataHealthReceived: ("count",),
+}
+_ID_MAX = 2**63 - 1
+
+
+def validate(event: MarketEvent) -> tuple[str, str] | None:
+    """Return (field, reason) for the first problem found, or None if the event is valid."""
+    cls = type(event)
+    if cls not in SOURCE_OF:
+        return "", f"not a market event: {cls.__name__}"
+    sym = event.symbol
+    if type(sym) is not str or not sym:
+        return "symbol", "symbol must be a non-empty string"
+    err = _check_int(event, "exchange_ts", MAX_TS_MS)
+    if err:
+        return "exchange_ts", err
+    for name in _POSITIVE[cls]:
+        err = _check_positive(event, name)
+        if err:
+            return name, err
+    for name in _IDS.get(cls, ()):
+        err = _check_int(event, name, _ID_MAX)
+        if err:
+            return name, err
+    if cls is TradeReceived:
+        if type(event.buyer_is_maker) is not bool:  # type: ignore[union-attr]
+            return "buyer_is_maker", "buyer_is_maker must be a bool"
+    elif cls is BookTickerReceived:
+        if event.bid > event.ask:  # type: ignore[union-attr]
+            return "bid", f"crossed book: bid {event.bid!r} > ask {event.ask!r}"  # type: ignore[union-attr]
+    elif cls is LiquidationReceived:
+        if not isinstance(event.side, Side):  # type: ignore[union-attr]
+            return "side", f"side must be a Side, got {event.side!r}"  # type: ignore[union-attr]
+    elif cls is MarkPriceReceived or cls is FundingReceived:
+        rate = event.funding_rate  # type: ignore[union-attr]
+        if not _is_num(rate) or not math.isfinite(rate) or abs(rate) > MAX_ABS_FUNDING:
+            return "funding_rate", f"funding_rate must be a finite rate, got {rate!r}"
+    elif cls is OpenInterestReceived:
+        oi = event.open_interest  # type: ignore[union-attr]
+        if not _is_num(oi) or not math.isfinite(oi) or oi < 0 or oi > MAX_ABS_VALUE:
+            return "open_interest", f"open_interest must be a finite number >= 0, got {oi!r}"
+    elif cls is DataHealthReceived and not isinstance(event.kind, HealthKind):  # type: ignore[union-attr]
+        return "kind", f"kind must be a HealthKind, got {event.kind!r}"  # type: ignore[union-attr]
+    return None
+
+
+class EventNormalizer:
+    """Binds events to token ids of a fixed symbol table and numbers them in arrival order."""
+
+    __slots__ = ("_index", "next_seq", "symbols")
+
+    def __init__(self, symbols: Sequence[str], *, first_seq: int = 0) -> None:
+        self.symbols = tuple(symbols)
+        if list(self.symbols) != sorted(set(self.symbols)):
+            raise ValueError("symbols must be unique and sorted by name (token id = index)")
+        self._index = {s: i for i, s in enumerate(self.symbols)}
+        self.next_seq = first_seq
+
+    def token_id(self, symbol: str) -> int | None:
+        return self._index.get(symbol)
+
+    def normalize(self, event: MarketEvent) -> CanonicalEvent | Rejection:
+        """Validate `event`; on success give it a token id and the next local sequence number."""
+        problem = validate(event)
+        symbol = getattr(event, "symbol", "")
+        if problem is not None:
+            return Rejection(reason=problem[1], field=problem[0],
+                             symbol=symbol if isinstance(symbol, str) else "", event=event)
+        token_id = self._index.get(symbol)
+        if token_id is None:
+            return Rejection(reason=f"unknown symbol {symbol!r}: not in this run's universe",
+                             field="symbol", symbol=symbol, event=event)
+        seq = self.next_seq
+        self.next_seq = seq + 1
+        return CanonicalEvent(token_id=token_id, source=SOURCE_OF[type(event)],
+                              exchange_ts=event.exchange_ts, local_seq=seq, payload=event)
