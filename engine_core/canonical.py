@@ -40,7 +40,8 @@ SORT_KEY = operator.attrgetter("exchange_ts", "local_seq")
 
 def make_batch(token_id: int, tick_id: int, events: Iterable[CanonicalEvent]) -> CanonicalBatch:
     """Sort events by (exchange_ts, local_seq) — a total order, since local_seq is unique."""
-    return CanonicalBatch(token_id=token_id, tick_id=tick_id, events=tuple(sorted(events, key=SORT_KEY)))
+    return CanonicalBatch(token_id=token_id, tick_id=tick_id,
+                          events=tuple(sorted(events, key=SORT_KEY)))
 
 
 def empty_tick(n_tokens: int, tick_id: int) -> tuple[CanonicalBatch, ...]:

@@ -219,7 +219,10 @@ class ClusterConfig:
 class PhaseConfig:
     """Event phase FSM (counted in cluster updates, i.e. seconds)."""
 
-    mid_unwind_updates: int = _ticks(5)  # cluster UNWIND for 5 s = MID (jumps from PREP too)
+    start_confirm_updates: int = _ticks(1)  # cluster FRAGILE/UNWIND for 1 s = START
+    mid_unwind_updates: int = _ticks(5)  # cluster UNWIND for 5 s = MID (also a new event from
+    #                                      END/POST: a fresh cascade does not wait out POST)
+    end_confirm_updates: int = _ticks(5)  # MID with the cluster settled for 5 s = END
     fizzle_calm_updates: int = _ticks(60)  # START with a calm cluster for 60 s = END
     end_hold_updates: int = _ticks(30)  # END lasts 30 s, then POST
     post_hold_updates: int = _ticks(300)  # POST lasts 5 min, then a new event epoch (PREP)

@@ -59,7 +59,12 @@ BODY = struct.Struct("<QHBBBBBBIHHHHHHHHHHIHhiiHh")
 FULL = struct.Struct("<QHBBBBBBIHHHHHHHHHHIHhiiHhI")
 assert BODY.size == 60 and FULL.size == RECORD_SIZE
 
-crc32c = google_crc32c.value
+
+
+def crc32c(data: bytes) -> int:
+    """CRC-32C (Castagnoli) of `data`, by the C implementation."""
+    v: int = google_crc32c.value(data)
+    return v
 
 SCORE_SCALE = 10000  # scores 0..1 -> 0..10000
 PCT_SCALE = 100  # 0..100 values -> 0..10000

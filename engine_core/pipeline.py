@@ -1,0 +1,197 @@
+"""The whole pipeline as one pure function: `step(state, tick_batch, tick_id)` (design note 2-11).
+
+    features -> tier -> trigger cost -> structural FSM      (per token, in token order)
+    -> cluster FSM and event phase (when tick_id % 4 == 0)
+    -> records (quantized integers) -> alert engine over those records -> record alert bits
+
+`EngineState` is a value: frozen attrs all the way down, tuples instead of lists. Stepping an
+old state again gives the same result again, and `step` never modifies its arguments.
+No layer reads upward: a token's features, tier, cost and FSM see only that token's batch; the
+cluster sees only the tokens' states; the alert engine sees only the records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+from engine_core import cluster as cluster_fsm
+from engine_core import phase as phase_fsm
+from engine_core import structural, tier, trigger_cost
+from engine_core.alerts import Alert, AlertState, evaluate, initial_alert_state
+from engine_core.canonical import CanonicalBatch
+from engine_core.cluster import CLUSTER_EVERY_TICKS, ClusterContext
+from engine_core.config import Config
+from engine_core.features import EmaWeights, FeatureFrame, FeatureParams, FeatureState, extract
+from engine_core.fsm import Compiled
+from engine_core.phase import PhaseContext
+from engine_core.record import (
+    BPS_SCALE,
+    FUNDING_SCALE,
+    I16_MAX,
+    I32_MAX,
+    OI_SCALE,
+    PCT_SCALE,
+    SCORE_SCALE,
+    U16_MAX,
+    Record,
+    q_signed,
+    q_unit,
+)
+from engine_core.states import Quality
+from engine_core.structural import FsmContext
+from engine_core.tier import TierContext
+
+MAX_TOKENS = U16_MAX
+_SESSION_START = int(Quality.SESSION_START)
+_CLUSTER_DEGRADED = int(Quality.CLUSTER_DEGRADED)
+_U32_MAX = 2**32 - 1
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class EngineParams:
+    """Everything derived once from the config: smoothing factors and compiled tables."""
+
+    features: FeatureParams
+    structural: Compiled
+    cluster: Compiled
+    phase: Compiled
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> EngineParams:
+        return cls(features=FeatureParams.from_config(cfg.features),
+                   structural=structural.compile_rules(cfg.structural),
+                   cluster=cluster_fsm.compile_rules(cfg.cluster),
+                   phase=phase_fsm.compile_rules(cfg.phase))
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class TokenState:
+    """One token's memory: rolling features, regime, structural state."""
+
+    features: FeatureState
+    tier: TierContext
+    fsm: FsmContext
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class EngineState:
+    """The complete engine state between two ticks."""
+
+    config: Config
+    symbols: tuple[str, ...]
+    params: EngineParams = attrs.field(eq=False, repr=False)
+    last_tick: int | None = None
+    weights: EmaWeights = attrs.field(factory=EmaWeights)
+    tokens: tuple[TokenState, ...] = ()
+    cluster: ClusterContext = attrs.field(factory=ClusterContext)
+    phase: PhaseContext = attrs.field(factory=PhaseContext)
+    alerts: AlertState
+
+
+def initial_state(cfg: Config, symbols: Sequence[str]) -> EngineState:
+    """A fresh session for a fixed universe. Symbols must be unique and sorted by name."""
+    syms = tuple(symbols)
+    if list(syms) != sorted(set(syms)):
+        raise ValueError("symbols must be unique and sorted by name (token id = index); "
+                         "pass sorted(set(symbols))")
+    if len(syms) > MAX_TOKENS:
+        raise ValueError(f"at most {MAX_TOKENS} symbols per engine, got {len(syms)}")
+    return EngineState(config=cfg, symbols=syms, params=EngineParams.from_config(cfg),
+                       alerts=initial_alert_state(syms, cfg.alerts.ticks_per_bucket))
+
+
+def _fresh_tokens(n: int, tick_id: int) -> tuple[TokenState, ...]:
+    t = TokenState(features=FeatureState(session_tick=tick_id), tier=TierContext(),
+                   fsm=FsmContext())
+    return (t,) * n  # immutable values may be shared
+
+
+def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
+         ) -> tuple[EngineState, tuple[Record, ...], tuple[Alert, ...]]:
+    """Run one 250 ms tick. Pure: same inputs, byte-identical outputs, inputs untouched.
+
+    `tick_batch` holds one `CanonicalBatch` per token in token order, all for `tick_id`.
+    The first step of a session may use any tick id; each later one must be the next id
+    (the shell steps every skipped tick, with empty batches).
+    """
+    if type(tick_id) is not int or tick_id < 0:
+        raise ValueError(f"tick_id must be a non-negative int, got {tick_id!r}")
+    last = state.last_tick
+    if last is not None and tick_id != last + 1:
+        raise ValueError(f"tick_id must increase by one: got {tick_id} after {last} "
+                         f"(step every skipped tick with empty batches)")
+    n = len(state.symbols)
+    if len(tick_batch) != n:
+        raise ValueError(f"tick_batch must hold one batch per token: {n} expected, "
+                         f"got {len(tick_batch)}")
+    cfg = state.config
+    params = state.params
+    session_start = last is None
+    tokens = _fresh_tokens(n, tick_id) if session_start else state.tokens
+    weights = state.weights.advance(params.features)
+
+    fp = params.features
+    tier_cfg, cost_cfg, st_cfg = cfg.tier, cfg.trigger_cost, cfg.structural
+    rules = params.structural
+    new_tokens: list[TokenState] = []
+    parts = []
+    for i, (ts, batch) in enumerate(zip(tokens, tick_batch, strict=True)):
+        if batch.token_id != i or batch.tick_id != tick_id:
+            raise ValueError(f"batch {i} is for token {batch.token_id} tick {batch.tick_id}; "
+                             f"expected token {i} tick {tick_id}")
+        fs, frame = extract(ts.features, batch, fp, weights)
+        tctx = tier.update(ts.tier, frame, tier_cfg)
+        tc = trigger_cost.compute(frame, tctx.tier, cost_cfg)
+        sc = structural.scores(frame, tctx.tier, tc.cost, st_cfg)
+        fsm = structural.update(ts.fsm, sc, frame.quality, st_cfg, rules)
+        new_tokens.append(TokenState(features=fs, tier=tctx, fsm=fsm))
+        parts.append((frame, tctx, tc, sc, fsm))
+
+    cl, ph = state.cluster, state.phase
+    if tick_id % CLUSTER_EVERY_TICKS == 0:
+        cl = cluster_fsm.update(cl, [p[4].state for p in parts], [p[0].quality for p in parts],
+                                cfg.cluster, params.cluster)
+        ph = phase_fsm.update(ph, cl.state, params.phase)
+
+    extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if cl.degraded else 0)
+    records = [
+        _record(tick_id, i, frame, tctx.tier, tc, sc, fsm, cl.state, ph, extra)
+        for i, (frame, tctx, tc, sc, fsm) in enumerate(parts)
+    ]
+    alert_state, masks, alerts = evaluate(state.alerts, records)
+    for i, m in enumerate(masks):
+        if m:
+            records[i] = attrs.evolve(records[i], alerts=m)
+    new_state = EngineState(config=cfg, symbols=state.symbols, params=params, last_tick=tick_id,
+                            weights=weights, tokens=tuple(new_tokens), cluster=cl, phase=ph,
+                            alerts=alert_state)
+    return new_state, tuple(records), alerts
+
+
+def _record(tick_id: int, token_id: int, f: FeatureFrame, tier_state: int,
+            tc: trigger_cost.TriggerCost, sc: structural.Scores, fsm: FsmContext,
+            cluster_state: int, ph: PhaseContext, extra_quality: int) -> Record:
+    """Quantize one token's tick into its record (alert bits are added by the caller)."""
+    return Record(
+        tick_id=tick_id, token_id=token_id, fsm=fsm.state, tier=tier_state,
+        cluster=cluster_state, phase=ph.phase, alerts=0, event_id=ph.event_id,
+        quality=f.quality | extra_quality,
+        trigger_cost=q_unit(tc.cost, PCT_SCALE, 10000),
+        pressure=q_unit(sc.pressure, SCORE_SCALE, 10000),
+        fragile=q_unit(sc.fragile, SCORE_SCALE, 10000),
+        trigger=q_unit(sc.trigger, SCORE_SCALE, 10000),
+        unwind=q_unit(sc.unwind, SCORE_SCALE, 10000),
+        density=q_unit(tc.density, PCT_SCALE, 10000),
+        compression=q_unit(tc.compression, PCT_SCALE, 10000),
+        divergence=q_unit(tc.divergence, PCT_SCALE, 10000),
+        elasticity=q_unit(tc.elasticity, PCT_SCALE, 10000),
+        state_age=fsm.age if fsm.age < _U32_MAX else _U32_MAX,
+        n_events=f.n_events if f.n_events < U16_MAX else U16_MAX,
+        liq_imbalance=q_signed(f.liquidation_imbalance, SCORE_SCALE, 10000),
+        oi_velocity=q_signed(f.oi_velocity, OI_SCALE, I32_MAX),
+        funding_rate=q_signed(f.funding_rate, FUNDING_SCALE, I32_MAX),
+        spread_bps=q_unit(f.spread_pct * 100.0, BPS_SCALE, U16_MAX),
+        mark_vs_mid_bps=q_signed(f.mark_vs_mid_pct * 100.0, BPS_SCALE, I16_MAX),
+    )

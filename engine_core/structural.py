@@ -1,0 +1,141 @@
+"""Structural FSM: the per-symbol state machine and its four scores (design note step 7).
+
+Everything that moves a symbol between states is in this module: the score recipes, the
+guards, and one transition table (STYLE rule 1). The machine reads only its own symbol's
+features, tier and trigger cost, never the cluster (determinism point 4).
+
+Scores, each 0..1:
+    pressure  leverage build-up: OI above its 1-h norm, funding beyond normal, premium, regime
+    fragile   sqrt(pressure * (1 - trigger_cost / 100)): a build-up that is also cheap to tip
+    trigger   the trigger being pulled: cheapness, aggressive flow against the crowded side
+              (the side paying funding), first liquidations
+    unwind    it is happening: liquidations vs normal volume, OI falling, price away from
+              its norm, the liquidation stream saturated
+
+Guards compare a score with its enter threshold (escalation) or its lower exit threshold
+(de-escalation), so a score hovering at a threshold does not make the state flicker.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from engine_core.config import StructuralConfig
+from engine_core.features import FeatureFrame
+from engine_core.fsm import Compiled, Rule, advance, compile_table, legal_moves
+from engine_core.states import UNHEALTHY, Quality, StructuralState, Tier
+from engine_core.trigger_cost import ramp
+
+S = StructuralState
+
+#: The transition table. Rows of one source state are in priority order.
+#: Source: design note step 7, "BUILD -> PRESSURE -> FRAGILE -> TRIGGER_READY -> UNWIND ->
+#: COOLDOWN, persist rule + decay rule"; the escape to UNWIND from every watching state and
+#: the decays one level down are this engine's reading of that rule (docs/rules.md).
+TABLE: tuple[Rule, ...] = (
+    Rule(source=S.BUILD, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
+    Rule(source=S.BUILD, when="pressure_hot", target=S.PRESSURE, hold="persist_ticks"),
+    Rule(source=S.PRESSURE, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
+    Rule(source=S.PRESSURE, when="fragile_hot", target=S.FRAGILE, hold="persist_ticks"),
+    Rule(source=S.PRESSURE, when="pressure_cold", target=S.BUILD, hold="decay_ticks"),
+    Rule(source=S.FRAGILE, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
+    Rule(source=S.FRAGILE, when="trigger_hot", target=S.TRIGGER_READY, hold="persist_ticks"),
+    Rule(source=S.FRAGILE, when="fragile_cold", target=S.PRESSURE, hold="decay_ticks"),
+    Rule(source=S.TRIGGER_READY, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
+    Rule(source=S.TRIGGER_READY, when="unhealthy", target=S.FRAGILE, hold="health_demote_ticks"),
+    Rule(source=S.TRIGGER_READY, when="trigger_cold", target=S.FRAGILE, hold="decay_ticks"),
+    Rule(source=S.UNWIND, when="unwind_cold", target=S.COOLDOWN, hold="unwind_end_ticks"),
+    Rule(source=S.COOLDOWN, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
+    Rule(source=S.COOLDOWN, when="always", target=S.BUILD, hold="cooldown_ticks"),
+)
+GUARDS = ("unwind_hot", "unwind_cold", "pressure_hot", "pressure_cold", "fragile_hot",
+          "fragile_cold", "trigger_hot", "trigger_cold", "unhealthy", "always")
+LEGAL = legal_moves(TABLE)
+
+_TIER_LEVEL = {int(Tier.TIER_NEUTRAL): 0.0, int(Tier.TIER_EXPANSION): 0.5,
+               int(Tier.TIER_OVERLEVERAGED): 1.0, int(Tier.TIER_EXHAUSTED): 0.25}
+_NO_SIGNAL = int(Quality.WARMUP | Quality.NO_BOOK)
+_UNHEALTHY = int(UNHEALTHY)
+_SATURATED = int(Quality.LIQUIDATION_SATURATED)
+
+
+def compile_rules(c: StructuralConfig) -> Compiled:
+    return compile_table("structural", StructuralState, TABLE, GUARDS, c)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Scores:
+    """The four structural scores of one tick, each within [0, 1]."""
+
+    pressure: float
+    fragile: float
+    trigger: float
+    unwind: float
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class FsmContext:
+    """A symbol's structural state, ticks spent in it, and the transition being counted."""
+
+    state: int = int(S.BUILD)
+    age: int = 0
+    pending: int = -1
+    count: int = 0
+
+
+def scores(f: FeatureFrame, tier: int, trigger_cost: float, c: StructuralConfig) -> Scores:
+    w = c.pressure_weight_oi + c.pressure_weight_funding + c.pressure_weight_premium \
+        + c.pressure_weight_tier
+    pressure = (c.pressure_weight_oi * ramp(f.oi_build, 0.0, c.pressure_oi_build_full)
+                + c.pressure_weight_funding * ramp(abs(f.funding_rate), c.pressure_funding_floor,
+                                                   c.pressure_funding_full)
+                + c.pressure_weight_premium * ramp(abs(f.premium_pct), 0.0,
+                                                   c.pressure_premium_full_pct)
+                + c.pressure_weight_tier * _TIER_LEVEL[tier]) / w if w > 0.0 else 0.0
+    cheap = 1.0 - trigger_cost / 100.0
+    fragile = math.sqrt(pressure * cheap)
+    # the crowded side is the one paying funding (premium breaks a zero-funding tie)
+    crowd = f.funding_rate if f.funding_rate != 0.0 else f.premium_pct
+    against = -f.delta_ratio if crowd > 0.0 else (f.delta_ratio if crowd < 0.0 else 0.0)
+    w = c.trigger_weight_cost + c.trigger_weight_flow + c.trigger_weight_liq
+    trigger = (c.trigger_weight_cost * cheap
+               + c.trigger_weight_flow * ramp(against, 0.0, c.trigger_flow_full)
+               + c.trigger_weight_liq * ramp(f.liq_intensity, 0.0, c.trigger_liq_full)
+               ) / w if w > 0.0 else 0.0
+    w = c.unwind_weight_liq + c.unwind_weight_oi + c.unwind_weight_move + c.unwind_weight_saturated
+    unwind = (c.unwind_weight_liq * ramp(f.liq_intensity, c.unwind_liq_floor, c.unwind_liq_full)
+              + c.unwind_weight_oi * ramp(-f.oi_velocity, 0.0, c.unwind_oi_drop_full)
+              + c.unwind_weight_move * ramp(abs(f.price_trend_pct), c.unwind_move_floor_pct,
+                                            c.unwind_move_full_pct)
+              + c.unwind_weight_saturated * (1.0 if f.quality & _SATURATED else 0.0)
+              ) / w if w > 0.0 else 0.0
+    return Scores(pressure=pressure, fragile=fragile, trigger=trigger, unwind=unwind)
+
+
+def guards(s: Scores, quality: int, c: StructuralConfig) -> dict[str, bool]:
+    """Every guard of the table for this tick. No escalation while warming up or bookless."""
+    ready = not quality & _NO_SIGNAL
+    healthy = not quality & _UNHEALTHY
+    return {
+        "unwind_hot": ready and s.unwind >= c.unwind_enter,
+        "unwind_cold": s.unwind < c.unwind_exit,
+        "pressure_hot": ready and s.pressure >= c.pressure_enter,
+        "pressure_cold": s.pressure < c.pressure_exit,
+        "fragile_hot": ready and s.fragile >= c.fragile_enter,
+        "fragile_cold": s.fragile < c.fragile_exit,
+        # missing data must never make a symbol look ready to trigger
+        "trigger_hot": ready and healthy and s.trigger >= c.trigger_enter,
+        "trigger_cold": s.trigger < c.trigger_exit,
+        "unhealthy": not healthy,
+        "always": True,
+    }
+
+
+def update(ctx: FsmContext, s: Scores, quality: int, c: StructuralConfig, rules: Compiled
+           ) -> FsmContext:
+    state, pending, count = advance(ctx.state, ctx.pending, ctx.count, guards(s, quality, c),
+                                    rules)
+    age = ctx.age + 1 if state == ctx.state else 0
+    return FsmContext(state=state, age=age, pending=pending, count=count)

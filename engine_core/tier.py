@@ -1,0 +1,66 @@
+"""Tier engine: the leverage regime of one symbol (design note step 5).
+
+The regime is read from the feature frame alone, in priority order (first match wins):
+
+    TIER_EXHAUSTED      OI falling fast vs its 1-min norm, with liquidations or a volume burst
+    TIER_OVERLEVERAGED  OI well above its 1-hour norm, and funding or premium stretched
+    TIER_EXPANSION      OI growing with above-normal volume, or OI clearly above its 1-h norm
+    TIER_NEUTRAL        otherwise
+
+A new regime is adopted only after it has been the answer for `tier.persist_ticks`
+consecutive ticks, so one noisy tick does not flip it. The tier changes neither features nor
+the state machine; it is an input to the trigger cost and the structural scores.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from engine_core.config import TierConfig
+from engine_core.features import FeatureFrame
+from engine_core.states import Quality, Tier
+
+_NEUTRAL = int(Tier.TIER_NEUTRAL)
+_EXPANSION = int(Tier.TIER_EXPANSION)
+_OVERLEVERAGED = int(Tier.TIER_OVERLEVERAGED)
+_EXHAUSTED = int(Tier.TIER_EXHAUSTED)
+_NO_SIGNAL = int(Quality.WARMUP | Quality.NO_BOOK)
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class TierContext:
+    """The adopted regime, how long it has held, and a challenger being counted."""
+
+    tier: int = _NEUTRAL
+    age: int = 0
+    candidate: int = _NEUTRAL
+    candidate_ticks: int = 0
+
+
+def classify(f: FeatureFrame, c: TierConfig) -> int:
+    """The regime this frame alone suggests."""
+    if f.quality & _NO_SIGNAL:
+        return _NEUTRAL
+    if f.oi_velocity <= c.exhausted_oi_velocity and (
+            f.liq_intensity >= c.exhausted_liq_intensity
+            or f.volume_ratio >= c.exhausted_volume_ratio):
+        return _EXHAUSTED
+    if f.oi_build >= c.overleveraged_oi_build and (
+            abs(f.funding_rate) >= c.overleveraged_funding
+            or abs(f.premium_pct) >= c.overleveraged_premium_pct):
+        return _OVERLEVERAGED
+    if (f.oi_velocity >= c.expansion_oi_velocity and f.volume_ratio >= c.expansion_volume_ratio) \
+            or f.oi_build >= c.expansion_oi_build:
+        return _EXPANSION
+    return _NEUTRAL
+
+
+def update(ctx: TierContext, f: FeatureFrame, c: TierConfig) -> TierContext:
+    """Adopt the suggested regime once it has held for `persist_ticks` ticks."""
+    want = classify(f, c)
+    if want == ctx.tier:
+        return TierContext(tier=ctx.tier, age=ctx.age + 1, candidate=want, candidate_ticks=0)
+    n = ctx.candidate_ticks + 1 if want == ctx.candidate else 1
+    if n >= c.persist_ticks:
+        return TierContext(tier=want, age=0, candidate=want, candidate_ticks=0)
+    return TierContext(tier=ctx.tier, age=ctx.age + 1, candidate=want, candidate_ticks=n)
