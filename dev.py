@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""One entry point for a fresh machine: creates `.venv` on first use, then runs the engine or the tests.
+"""One entry point for a fresh machine: creates `.venv` on first use, then runs engine or tests.
 
     python3 dev.py demo            # the built-in default: simulated Binance on loopback, live path
     python3 dev.py test            # the whole check: pytest, mypy --strict, ruff, import contracts
@@ -35,7 +35,7 @@ def _wanted_stamp() -> str:
 
 
 def ensure_venv() -> Path:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py runs on whatever python3 is
         sys.exit(f"dev.py: Python >= 3.11 is required, this is {sys.version.split()[0]}")
     py = _venv_python()
     wanted = _wanted_stamp()

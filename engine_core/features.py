@@ -191,6 +191,11 @@ def _ratio(a: float, b: float) -> float:
     return a / b if b > 0.0 else 1.0
 
 
+def _unit(x: float) -> float:
+    """Clamp into [-1, 1]: a ratio of EMAs can overshoot by an ulp after rounding."""
+    return -1.0 if x < -1.0 else (1.0 if x > 1.0 else x)
+
+
 def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWeights
             ) -> tuple[FeatureState, FeatureFrame]:
     """Fold one tick's batch into the token's state and describe the tick."""
@@ -272,12 +277,12 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     df = st.delta_fast + a_fast * (delta - st.delta_fast)
     nf_hat, ns_hat = nf / w.fast, ns / w.slow
     volume_ratio = _ratio(nf_hat, ns_hat)
-    delta_ratio = df / nf if nf > 0.0 else 0.0
+    delta_ratio = _unit(df / nf) if nf > 0.0 else 0.0
     a_liq = p.a_liq
     ll = st.liq_long + a_liq * (liq_l - st.liq_long)
     ls = st.liq_short + a_liq * (liq_s - st.liq_short)
     liq_sum = ll + ls
-    liq_imb = (ll - ls) / liq_sum if liq_sum > 0.0 else 0.0
+    liq_imb = _unit((ll - ls) / liq_sum) if liq_sum > 0.0 else 0.0
     liq_intensity = (liq_sum / w.liq) / ns_hat if ns_hat > 0.0 else (1.0 if liq_sum > 0.0 else 0.0)
 
     # --- book levels ----------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""Normalization and the canonical flush: validation as values, deterministic order."""
+
+from __future__ import annotations
+
+import pytest
+
+import engine_core as ec
+
+
+def trade(sym: str = "BTCUSDT", ts: int = 1000, **kw: object) -> ec.TradeReceived:
+    base: dict[str, object] = dict(symbol=sym, exchange_ts=ts, price=100.0, qty=1.0,
+                                   buyer_is_maker=False, trade_id=1)
+    base.update(kw)
+    return ec.TradeReceived(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("field,value,fragment", [
+    ("price", float("nan"), "finite"),
+    ("price", float("inf"), "finite"),
+    ("price", 0.0, "> 0"),
+    ("qty", -1.0, "> 0"),
+    ("qty", "1", "number"),
+    ("qty", True, "number"),
+    ("price", 1e300, "implausibly"),
+    ("exchange_ts", -5, "out of range"),
+    ("exchange_ts", 1.5, "integer"),
+    ("trade_id", -1, "out of range"),
+    ("buyer_is_maker", 1, "bool"),
+])
+def test_invalid_trade_is_a_rejection_naming_the_field(field: str, value: object,
+                                                       fragment: str) -> None:
+    q = ec.CanonicalEngine(["BTCUSDT"])
+    rej = q.ingest(trade(**{field: value}))
+    assert isinstance(rej, ec.Rejection)
+    assert rej.field == field and fragment in rej.reason
+    assert q.pending() == 0
+
+
+def test_unknown_symbol_and_crossed_book_are_rejected() -> None:
+    q = ec.CanonicalEngine(["BTCUSDT"])
+    rej = q.ingest(trade(sym="DOGEUSDT"))
+    assert rej is not None and "unknown symbol" in rej.reason
+    rej = q.ingest(ec.BookTickerReceived(symbol="BTCUSDT", exchange_ts=1, bid=101.0,
+                                         bid_qty=1.0, ask=100.0, ask_qty=1.0))
+    assert rej is not None and "crossed" in rej.reason
+    rej = q.ingest(ec.OpenInterestReceived(symbol="BTCUSDT", exchange_ts=1,
+                                           open_interest=float("nan")))
+    assert rej is not None and rej.field == "open_interest"
+
+
+def test_flush_sorts_by_exchange_time_then_arrival_and_clears() -> None:
+    q = ec.CanonicalEngine(["BTCUSDT", "ETHUSDT"])
+    for ts, tid in ((30, 3), (10, 1), (30, 4), (20, 2)):
+        assert q.ingest(trade(ts=ts, trade_id=tid)) is None
+    batches = q.flush(7)
+    assert [b.token_id for b in batches] == [0, 1]
+    assert [e.payload.trade_id for e in batches[0].events] == [1, 2, 3, 4]  # type: ignore[union-attr]
+    assert [e.local_seq for e in batches[0].events] == [1, 3, 0, 2]
+    assert batches[1].events == () and batches[1].tick_id == 7
+    assert all(not b.events for b in q.flush(8))
+
+
+def test_symbols_must_be_sorted_and_unique() -> None:
+    with pytest.raises(ValueError, match="sorted"):
+        ec.CanonicalEngine(["ETHUSDT", "BTCUSDT"])
+    with pytest.raises(ValueError, match="sorted"):
+        ec.initial_state(ec.Config(), ["BTCUSDT", "BTCUSDT"])
