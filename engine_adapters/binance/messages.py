@@ -1,0 +1,547 @@
+"""Binance USD-M WebSocket frames -> engine_core events: a total, fast, pure parser.
+
+`FrameParser.parse(text)` turns one frame (combined `{"stream", "data"}` or raw form, as text or
+bytes) into a `Parsed` value: the market events it carries, rejects (what was wrong, which
+field, which stream), how many array items were skipped because their symbol is outside the
+universe, and the control reply (`{"result": null, "id": 1}`, `{"error": {...}, "id": ...}`) if
+the frame was one. It never raises on input (STYLE rule 3): bad network input is a `Reject`.
+
+Division of labour: this module checks *structure* (JSON, keys, JSON types, decimal strings,
+frame size, event type). Value checks (NaN, inf, <= 0, crossed book) are done once, in
+`engine_core.normalize.validate`, so "NaN" parses here to `nan` and is refused there.
+
+Field sources (Binance USD-M "Websocket Market Streams" pages, see the fixtures README):
+- aggTrade: trade_id `a`, price `p`, qty `q`, exchange_ts `T` (trade time), maker flag `m`.
+- trade: trade_id `t`, otherwise as aggTrade.
+- bookTicker: update_id `u`, `b`/`B`/`a`/`A`, exchange_ts `T`, falling back to event time `E`.
+- forceOrder: side `o.S`, price `o.ap` (average fill) if > 0 else `o.p`, qty `o.z` (cumulative
+  filled, not the last fill `o.l`: README fact 9), exchange_ts `o.T`.
+- markPriceUpdate: exchange_ts `E`, mark `p`, index `i`, funding `r`, next funding `T`.
+Unknown keys are ignored: live frames carry `st`, `nq`, `ps`, `ap` (README fact 11).
+
+Hot path: the per-kind builders index the dict directly and check JSON types inline; only when
+they fail does the slower spec-driven `_diagnose` run to say exactly what was wrong.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Collection
+from typing import Any
+
+import attrs
+import orjson
+
+from engine_core.events import (
+    BookTickerReceived,
+    LiquidationReceived,
+    MarketEvent,
+    MarkPriceReceived,
+    Side,
+    TradeReceived,
+)
+
+#: Default largest frame accepted. A full `!markPrice@arr@1s` frame for ~600 symbols is ~150 KiB.
+DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024
+#: How much of an offending value is quoted in a reject reason.
+_QUOTE = 40
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Reject:
+    """Why (part of) a frame or body was refused: the reason, the offending key, the stream."""
+
+    reason: str
+    #: Binance key that was wrong (`p`, `o.ap`, `data`), or "" when the whole frame is bad.
+    field: str = ""
+    #: Combined-stream name (`btcusdt@aggTrade`), REST path, or "" for raw frames.
+    stream: str = ""
+    #: Symbol of the offending item, when it could be read.
+    symbol: str = ""
+
+    def __str__(self) -> str:
+        where = f" (field {self.field})" if self.field else ""
+        src = f"{self.stream}: " if self.stream else ""
+        return f"{src}{self.symbol + ': ' if self.symbol else ''}{self.reason}{where}"
+
+
+class ControlKind(enum.Enum):
+    """Which reply to a client request a control frame is."""
+
+    #: `{"result": ..., "id": n}`: the request succeeded (`result` is null or a list).
+    ACK = "ack"
+    #: `{"error": {"code": c, "msg": m}, "id": n}`: the request was refused.
+    ERROR = "error"
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Control:
+    """A reply to SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS: not market data."""
+
+    kind: ControlKind
+    #: The request id echoed back; None when the server could not read it (`"id": null`).
+    request_id: int | str | None
+    #: LIST_SUBSCRIPTIONS result (stream names); empty for a plain ack.
+    result: tuple[str, ...] = ()
+    code: int | None = None
+    message: str = ""
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class ApiError:
+    """A REST error answer (`{"code": -1003, "msg": ...}`) or a non-2xx status without one."""
+
+    status: int
+    #: Binance error code (-1003 = too many requests); None when the body had none (HTML 403).
+    code: int | None
+    message: str
+    path: str = ""
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class Parsed:
+    """Everything one frame (or REST body) yielded. Events and rejects keep frame order."""
+
+    events: tuple[MarketEvent, ...] = ()
+    rejects: tuple[Reject, ...] = ()
+    #: Items skipped because their symbol is outside the universe, or frames of a Binance kind
+    #: this engine does not consume (depthUpdate, kline, ...). Not an error, only counted.
+    ignored: int = 0
+    control: Control | None = None
+    api_error: ApiError | None = None
+
+
+_IGNORED_ONE = Parsed(ignored=1)
+
+#: Real Binance event types that carry nothing for this engine: counted as ignored, not rejected.
+_UNUSED_KINDS = frozenset({
+    "depthUpdate", "kline", "continuous_kline", "24hrTicker", "24hrMiniTicker",
+    "compositeIndex", "contractInfo", "assetIndexUpdate",
+})
+#: Kinds that also come in an all-market stream with object payloads (`!forceOrder@arr`,
+#: `!bookTicker`): in raw form the stream name is unknown, so an outside symbol is ignored.
+_ALL_MARKET_OBJECT_KINDS = frozenset({"forceOrder", "bookTicker"})
+
+_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+
+
+class _Bad(Exception):
+    """Raised inside the builders when they see a value they refuse; caught in this module."""
+
+
+# --- fast constructors ----------------------------------------------------------------------
+# A frozen attrs __init__ sets each field through object.__setattr__ (attrs' frozen guard),
+# which is ~40% of the per-frame cost. For classes without validators or converters, setting
+# the slot descriptors directly builds the *same* value ~2x faster. If a class's field list
+# changes, `_slot_setters` returns None and the plain constructor is used instead (tested).
+
+_new = object.__new__
+
+
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[object, object], None],
+                                                                ...] | None:
+    fields = attrs.fields(cls)
+    if tuple(f.name for f in fields) != names or any(
+            f.validator is not None or f.converter is not None for f in fields) \
+            or hasattr(cls, "__attrs_post_init__"):
+        return None
+    return tuple(cls.__dict__[n].__set__ for n in names)
+
+
+_TRADE = _slot_setters(TradeReceived, ("symbol", "exchange_ts", "price", "qty",
+                                       "buyer_is_maker", "trade_id"))
+_BOOK = _slot_setters(BookTickerReceived, ("symbol", "exchange_ts", "bid", "bid_qty", "ask",
+                                           "ask_qty", "update_id"))
+_PARSED = _slot_setters(Parsed, ("events", "rejects", "ignored", "control", "api_error"))
+
+
+def _new_trade(sym: str, ts: int, price: float, qty: float, maker: bool,
+               trade_id: int) -> TradeReceived:
+    if _TRADE is None:
+        return TradeReceived(symbol=sym, exchange_ts=ts, price=price, qty=qty,
+                             buyer_is_maker=maker, trade_id=trade_id)
+    s0, s1, s2, s3, s4, s5 = _TRADE
+    o: TradeReceived = _new(TradeReceived)
+    s0(o, sym)
+    s1(o, ts)
+    s2(o, price)
+    s3(o, qty)
+    s4(o, maker)
+    s5(o, trade_id)
+    return o
+
+
+def _new_book(sym: str, ts: int, bid: float, bid_qty: float, ask: float, ask_qty: float,
+              update_id: int) -> BookTickerReceived:
+    if _BOOK is None:
+        return BookTickerReceived(symbol=sym, exchange_ts=ts, bid=bid, bid_qty=bid_qty,
+                                  ask=ask, ask_qty=ask_qty, update_id=update_id)
+    s0, s1, s2, s3, s4, s5, s6 = _BOOK
+    o: BookTickerReceived = _new(BookTickerReceived)
+    s0(o, sym)
+    s1(o, ts)
+    s2(o, bid)
+    s3(o, bid_qty)
+    s4(o, ask)
+    s5(o, ask_qty)
+    s6(o, update_id)
+    return o
+
+
+def _parsed_one(event: MarketEvent) -> Parsed:
+    """`Parsed(events=(event,))`, built without the frozen-setattr indirection."""
+    if _PARSED is None:
+        return Parsed(events=(event,))
+    s0, s1, s2, s3, s4 = _PARSED
+    o: Parsed = _new(Parsed)
+    s0(o, (event,))
+    s1(o, ())
+    s2(o, 0)
+    s3(o, None)
+    s4(o, None)
+    return o
+
+
+# --- fast builders: raise on anything unexpected; `_diagnose` explains afterwards ----------
+
+
+def _agg_trade(d: dict[str, Any], sym: str) -> MarketEvent:
+    p = d["p"]
+    q = d["q"]
+    a = d["a"]
+    t = d["T"]
+    m = d["m"]
+    if type(p) is not str or type(q) is not str or type(a) is not int or type(t) is not int \
+            or type(m) is not bool:
+        raise _Bad
+    return _new_trade(sym, t, float(p), float(q), m, a)
+
+
+def _trade(d: dict[str, Any], sym: str) -> MarketEvent:
+    p = d["p"]
+    q = d["q"]
+    a = d["t"]
+    t = d["T"]
+    m = d["m"]
+    if type(p) is not str or type(q) is not str or type(a) is not int or type(t) is not int \
+            or type(m) is not bool:
+        raise _Bad
+    return _new_trade(sym, t, float(p), float(q), m, a)
+
+
+def _book_ticker(d: dict[str, Any], sym: str) -> MarketEvent:
+    b, bq, a, aq, u = d["b"], d["B"], d["a"], d["A"], d["u"]
+    # Transaction time `T` is the matching-engine time; older frames may lack it, so fall back
+    # to the event time `E` (both are in the USD-M "Individual Symbol Book Ticker" payload).
+    t = d["T"] if "T" in d else d["E"]
+    if type(b) is not str or type(bq) is not str or type(a) is not str or type(aq) is not str \
+            or type(u) is not int or type(t) is not int:
+        raise _Bad
+    return _new_book(sym, t, float(b), float(bq), float(a), float(aq), u)
+
+
+def _force_order(d: dict[str, Any], sym: str) -> MarketEvent:
+    o = d["o"]
+    side = _SIDES[o["S"]]
+    p, z, t = o["p"], o["z"], o["T"]
+    if type(p) is not str or type(z) is not str or type(t) is not int:
+        raise _Bad
+    price = float(p)
+    # `o.p` is checked even when `o.ap` wins: a NaN order price means a corrupt payload.
+    if not math.isfinite(price):
+        raise _Bad
+    if "ap" in o:
+        ap = o["ap"]
+        if type(ap) is not str:
+            raise _Bad
+        avg = float(ap)
+        if not math.isfinite(avg):
+            raise _Bad
+        # The average fill price is the price actually paid; a "0" means nothing was filled
+        # yet at push time, so the order price is the best remaining estimate.
+        if avg > 0.0:
+            price = avg
+    return LiquidationReceived(symbol=sym, exchange_ts=t, side=side, price=price, qty=float(z))
+
+
+def _mark_price(d: dict[str, Any], sym: str) -> MarketEvent:
+    p, i, r, e, t = d["p"], d["i"], d["r"], d["E"], d["T"]
+    if type(p) is not str or type(i) is not str or type(r) is not str or type(e) is not int \
+            or type(t) is not int:
+        raise _Bad
+    return MarkPriceReceived(symbol=sym, exchange_ts=e, mark_price=float(p),
+                             index_price=float(i), funding_rate=float(r), next_funding_ts=t)
+
+
+def _symbol_of(d: dict[str, Any], kind: str) -> object:
+    if kind == "forceOrder":
+        o = d.get("o")
+        return o.get("s") if type(o) is dict else None
+    return d.get("s")
+
+
+_Builder = Callable[[dict[str, Any], str], MarketEvent]
+_loads = orjson.loads
+_BUILDERS: dict[str, _Builder] = {
+    "aggTrade": _agg_trade,
+    "trade": _trade,
+    "bookTicker": _book_ticker,
+    "forceOrder": _force_order,
+    "markPriceUpdate": _mark_price,
+}
+#: Kinds whose symbol is the top-level `s` (forceOrder keeps it in `o.s`): the hot path's set.
+_FAST_BUILDERS = {k: v for k, v in _BUILDERS.items() if k != "forceOrder"}
+
+
+# --- slow diagnosis: the same rules as the builders, as data, to name the broken one ------
+
+class _J(enum.Enum):
+    """Expected JSON type of a payload key."""
+
+    DEC = "decimal string"
+    INT = "integer"
+    BOOL = "boolean"
+    STR = "string"
+    OBJ = "object"
+    SIDE = '"BUY" or "SELL"'
+
+
+_SPEC: dict[str, tuple[tuple[str, _J], ...]] = {
+    "aggTrade": (("a", _J.INT), ("p", _J.DEC), ("q", _J.DEC), ("T", _J.INT), ("m", _J.BOOL)),
+    "trade": (("t", _J.INT), ("p", _J.DEC), ("q", _J.DEC), ("T", _J.INT), ("m", _J.BOOL)),
+    "bookTicker": (("u", _J.INT), ("b", _J.DEC), ("B", _J.DEC), ("a", _J.DEC), ("A", _J.DEC)),
+    "forceOrder": (("o", _J.OBJ),),
+    "markPriceUpdate": (("E", _J.INT), ("p", _J.DEC), ("i", _J.DEC), ("r", _J.DEC),
+                        ("T", _J.INT)),
+}
+_ORDER_SPEC = (("S", _J.SIDE), ("p", _J.DEC), ("z", _J.DEC), ("T", _J.INT))
+
+
+def _json_type(v: object) -> str:
+    if v is None:
+        return "null"
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
+            dict: "object"}.get(type(v), type(v).__name__)
+
+
+def _check(d: dict[str, Any], key: str, want: _J, prefix: str) -> tuple[str, str] | None:
+    name = prefix + key
+    if key not in d:
+        return name, f"missing key {name!r}"
+    v: Any = d[key]
+    ok = {_J.DEC: str, _J.INT: int, _J.BOOL: bool, _J.STR: str, _J.OBJ: dict,
+          _J.SIDE: str}[want]
+    if type(v) is not ok:
+        return name, f"{name!r} must be a {want.value}, got {_json_type(v)}"
+    v = d[key]  # re-read as Any: the check above narrowed it to `object` for mypy
+    if want is _J.DEC:
+        try:
+            float(v)
+        except ValueError:
+            return name, f"{name!r} is not a decimal number: {v[:_QUOTE]!r}"
+    if want is _J.SIDE and v not in _SIDES:
+        return name, f"{name!r} must be {want.value}, got {v[:_QUOTE]!r}"
+    return None
+
+
+def _diagnose(d: dict[str, Any], kind: str) -> tuple[str, str]:
+    """Name the first key that breaks `kind`'s rules (same rules as the fast builders)."""
+    for key, want in _SPEC[kind]:
+        bad = _check(d, key, want, "")
+        if bad:
+            return bad
+    if kind == "bookTicker":
+        key = "T" if "T" in d else "E"
+        return _check(d, key, _J.INT, "") or ("", "malformed bookTicker payload")
+    if kind == "forceOrder":
+        o = d["o"]
+        for key, want in _ORDER_SPEC:
+            bad = _check(o, key, want, "o.")
+            if bad:
+                return bad
+        if not math.isfinite(float(o["p"])):
+            return "o.p", f"'o.p' must be finite, got {o['p'][:_QUOTE]!r}"
+        if "ap" in o:
+            bad = _check(o, "ap", _J.DEC, "o.")
+            if bad:
+                return bad
+            if not math.isfinite(float(o["ap"])):
+                return "o.ap", f"'o.ap' must be finite, got {o['ap'][:_QUOTE]!r}"
+    return "", f"malformed {kind} payload"
+
+
+# --- the parser ---------------------------------------------------------------------------
+
+
+class FrameParser:
+    """Parses Binance USD-M WebSocket frames for a fixed symbol universe (None = any symbol)."""
+
+    __slots__ = ("_fast_len", "_max_bytes", "_symbols")
+
+    def __init__(self, symbols: Collection[str] | None = None,
+                 max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES) -> None:
+        if max_frame_bytes <= 0:
+            raise ValueError(f"max_frame_bytes must be > 0, got {max_frame_bytes}")
+        self._symbols = None if symbols is None else frozenset(symbols)
+        self._max_bytes = max_frame_bytes
+        # A str of n characters encodes to at most 4n UTF-8 bytes, so below this length the
+        # size check cannot fail and the hot path may skip it.
+        self._fast_len = max_frame_bytes // 4
+
+    def parse(self, text: str | bytes | bytearray | memoryview) -> Parsed:
+        """Parse one frame. Never raises: anything wrong comes back as a `Reject`."""
+        try:
+            # Hot path, inlined on purpose (STYLE rule 6): a combined single-object frame of a
+            # known kind for a universe symbol. Anything else, or any failure, takes the full
+            # path below, which re-checks everything and explains what was wrong.
+            if len(text) <= self._fast_len:
+                doc = _loads(text)
+                if type(doc) is dict:
+                    data = doc.get("data")
+                    if type(data) is dict and type(doc.get("stream")) is str:
+                        kind = data.get("e")
+                        if type(kind) is str:
+                            builder = _FAST_BUILDERS.get(kind)
+                            sym = data.get("s")
+                            if builder is not None and type(sym) is str and (
+                                    self._symbols is None or sym in self._symbols):
+                                try:
+                                    return _parsed_one(builder(data, sym))
+                                except (KeyError, TypeError, ValueError, _Bad):
+                                    pass
+                return self._dispatch(doc)
+            return self._parse(text)
+        except orjson.JSONDecodeError as exc:
+            return Parsed(rejects=(Reject(reason=f"not JSON: {exc}"),))
+        except Exception as exc:  # safety net: a parser bug must not stop the feed
+            return Parsed(rejects=(Reject(
+                reason=f"internal parser error {type(exc).__name__}: {exc}"),))
+
+    def _parse(self, text: str | bytes | bytearray | memoryview) -> Parsed:
+        size = len(text)
+        if type(text) is str and size * 4 > self._max_bytes:
+            size = len(text.encode("utf-8", "surrogatepass"))
+        if size > self._max_bytes:
+            return Parsed(rejects=(Reject(
+                reason=f"frame of {size} bytes exceeds the limit of {self._max_bytes}"),))
+        return self._dispatch(_loads(text))
+
+    def _dispatch(self, doc: object) -> Parsed:
+        if type(doc) is dict:
+            if "stream" in doc:
+                stream = doc["stream"]
+                if type(stream) is not str:
+                    return Parsed(rejects=(Reject(
+                        reason=f"'stream' must be a string, got {_json_type(stream)}",
+                        field="stream"),))
+                if "data" not in doc:
+                    return Parsed(rejects=(Reject(reason="combined frame without 'data'",
+                                                  field="data", stream=stream),))
+                # `!forceOrder@arr`, `!bookTicker`, `!markPrice@arr@1s`: all-market streams.
+                return self._payload(doc["data"], stream, stream.startswith("!"))
+            if "e" in doc:
+                return self._payload(doc, "", False)
+            if "id" in doc and ("result" in doc or "error" in doc):
+                return _control(doc)
+            keys = ", ".join(sorted(repr(k) for k in doc)[:8])
+            return Parsed(rejects=(Reject(reason=f"unrecognised frame with keys {keys}"),))
+        if type(doc) is list:
+            return self._payload(doc, "", True)
+        return Parsed(rejects=(Reject(
+            reason=f"frame must be a JSON object or array, got {_json_type(doc)}"),))
+
+    def _payload(self, data: object, stream: str, all_market: bool) -> Parsed:
+        if type(data) is dict:
+            out = self._item(data, stream, all_market, raw=not stream)
+            if out is None:
+                return _IGNORED_ONE
+            if type(out) is Reject:
+                return Parsed(rejects=(out,))
+            return _parsed_one(out)  # type: ignore[arg-type]
+        if type(data) is list:
+            events: list[MarketEvent] = []
+            rejects: list[Reject] = []
+            ignored = 0
+            # One bad item must not cost the others (SPEC 4: nothing valid is lost).
+            for item in data:
+                if type(item) is not dict:
+                    rejects.append(Reject(
+                        reason=f"array item must be an object, got {_json_type(item)}",
+                        field="data", stream=stream))
+                    continue
+                got = self._item(item, stream, True, raw=False)
+                if got is None:
+                    ignored += 1
+                elif type(got) is Reject:
+                    rejects.append(got)
+                else:
+                    events.append(got)  # type: ignore[arg-type]
+            return Parsed(events=tuple(events), rejects=tuple(rejects), ignored=ignored)
+        return Parsed(rejects=(Reject(
+            reason=f"'data' must be an object or array, got {_json_type(data)}",
+            field="data", stream=stream),))
+
+    def _item(self, d: dict[str, Any], stream: str, all_market: bool,
+              raw: bool) -> MarketEvent | Reject | None:
+        """One payload object -> event, Reject, or None (ignored)."""
+        kind = d.get("e")
+        if type(kind) is not str:
+            if kind is None:
+                return Reject(reason="missing key 'e' (event type)", field="e", stream=stream)
+            return Reject(reason=f"'e' must be a string, got {_json_type(kind)}", field="e",
+                          stream=stream)
+        builder = _BUILDERS.get(kind)
+        if builder is None:
+            if kind in _UNUSED_KINDS:
+                return None
+            return Reject(reason=f"unknown event type {kind[:_QUOTE]!r}", field="e",
+                          stream=stream)
+        sym = _symbol_of(d, kind)
+        sym_key = "o.s" if kind == "forceOrder" else "s"
+        if type(sym) is not str:
+            if sym is None:
+                return Reject(reason=f"missing key {sym_key!r}", field=sym_key, stream=stream)
+            return Reject(reason=f"{sym_key!r} must be a string, got {_json_type(sym)}",
+                          field=sym_key, stream=stream)
+        universe = self._symbols
+        if universe is not None and sym not in universe:
+            if all_market or (raw and kind in _ALL_MARKET_OBJECT_KINDS):
+                return None
+            return Reject(reason=f"unknown symbol {sym[:_QUOTE]!r}: not in this run's universe",
+                          field=sym_key, stream=stream, symbol=sym[:_QUOTE])
+        try:
+            return builder(d, sym)
+        except (KeyError, TypeError, ValueError, _Bad):
+            field, reason = _diagnose(d, kind)
+            return Reject(reason=reason, field=field, stream=stream, symbol=sym[:_QUOTE])
+
+
+def _control(doc: dict[str, Any]) -> Parsed:
+    rid = doc["id"]
+    if type(rid) is not int and type(rid) is not str:
+        rid = None
+    if "error" in doc:
+        err = doc["error"]
+        code = err.get("code") if type(err) is dict else None
+        msg = err.get("msg") if type(err) is dict else None
+        return Parsed(control=Control(
+            kind=ControlKind.ERROR, request_id=rid,
+            code=code if type(code) is int else None,
+            message=msg if type(msg) is str else repr(err)[:200]))
+    result = doc["result"]
+    names: tuple[str, ...] = ()
+    if type(result) is list:
+        names = tuple(x for x in result if type(x) is str)
+    return Parsed(control=Control(kind=ControlKind.ACK, request_id=rid, result=names))
+
+
+__all__ = [
+    "DEFAULT_MAX_FRAME_BYTES",
+    "ApiError",
+    "Control",
+    "ControlKind",
+    "FrameParser",
+    "Parsed",
+    "Reject",
+]
