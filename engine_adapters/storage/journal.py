@@ -1,0 +1,298 @@
+"""The input journal: every tick's canonical batches in a compact binary form, and its reader.
+
+Assigning events to ticks is the engine's only non-deterministic act (SPEC section 4), so the
+shell journals each tick's batches and `replay` turns the journal back into the same log.
+Segments share the log's header (magic b"\\x89CXJRN\\r\\n", record_size 0) and its rotation
+rules; a closed segment may be zstd-compressed (`<name>.zst`), and the reader reads both.
+
+Tick frame (little-endian); `crc32c` covers bytes 0 .. frame_len - 4:
+
+    off size  field
+      0   4   marker      b"JTK1" (lets a scan tell a frame start from garbage)
+      4   4   frame_len   u32, whole frame including marker and CRC
+      8   8   tick_id     u64
+     16   2   flags       u16, bit 0 = SESSION_START (first tick of a session)
+     18   2   n_batches   u16
+     20   4   n_events    u32, over all batches
+     24   -   per batch:  token_id u16, n u32, then n events
+      -   4   crc32c
+
+Event: `source u8 | symbol u16 (index into the header's table) | exchange_ts i64 |
+local_seq i64`, then the payload's fields in declaration order (symbol excluded):
+f64 for prices/sizes/rates, i64 for times and ids, u8 for bools and enums. Floats are stored
+as IEEE-754 f64 and strings as table indexes, so a round trip is exact.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from engine_adapters.storage.segment import (
+    CHECKSUM_CRC32C,
+    JOURNAL_MAGIC,
+    JOURNAL_SUFFIX,
+    ZERO_CHAIN,
+    ZSTD_SUFFIX,
+    SegmentHeader,
+    StorageError,
+    check_compatible,
+    decode_header,
+    encode_header,
+    fsync_dir,
+    list_segments,
+    segment_name,
+)
+from engine_core.canonical import CanonicalBatch, CanonicalEvent
+from engine_core.config import Config
+from engine_core.events import (
+    BookTickerReceived,
+    DataHealthReceived,
+    FundingReceived,
+    HealthKind,
+    LiquidationReceived,
+    MarkPriceReceived,
+    OpenInterestReceived,
+    Side,
+    SourceType,
+    TradeReceived,
+)
+from engine_core.record import FORMAT_VERSION, crc32c
+
+MARKER = b"JTK1"
+FRAME_HEAD = struct.Struct("<4sIQHHI")
+BATCH_HEAD = struct.Struct("<HI")
+_EV = "<BHqq"
+FLAG_SESSION_START = 1
+# Per source: the payload class, its fields after `symbol`, and their struct codes.
+_LAYOUT: dict[SourceType, tuple[type, tuple[str, ...], str]] = {
+    SourceType.TRADE: (TradeReceived,
+                       ("exchange_ts", "price", "qty", "buyer_is_maker", "trade_id"), "qddBq"),
+    SourceType.BOOK: (BookTickerReceived,
+                      ("exchange_ts", "bid", "bid_qty", "ask", "ask_qty", "update_id"), "qddddq"),
+    SourceType.LIQUIDATION: (LiquidationReceived,
+                             ("exchange_ts", "side", "price", "qty"), "qBdd"),
+    SourceType.MARK: (MarkPriceReceived, ("exchange_ts", "mark_price", "index_price",
+                                          "funding_rate", "next_funding_ts"), "qdddq"),
+    SourceType.OPEN_INTEREST: (OpenInterestReceived, ("exchange_ts", "open_interest"), "qd"),
+    SourceType.FUNDING: (FundingReceived, ("exchange_ts", "funding_rate", "mark_price",
+                                           "index_price", "next_funding_ts"), "qdddq"),
+    SourceType.HEALTH: (DataHealthReceived, ("exchange_ts", "kind", "count"), "qBq"),
+}
+_STRUCTS = {s: struct.Struct(_EV + codes) for s, (_c, _f, codes) in _LAYOUT.items()}
+_BY_CODE = {int(s): (st, _LAYOUT[s][0], _LAYOUT[s][1], s) for s, st in _STRUCTS.items()}
+_ENUMS: dict[str, Callable[[Any], Any]] = {"buyer_is_maker": bool, "side": Side,
+                                           "kind": HealthKind}
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class JournalTick:
+    """One journaled tick: its batches in token order and whether a session starts here."""
+
+    tick_id: int
+    session_start: bool
+    batches: tuple[CanonicalBatch, ...]
+
+
+def encode_tick(tick_id: int, batches: Sequence[CanonicalBatch], session_start: bool,
+                sym_index: dict[str, int]) -> bytes:
+    """One tick frame; raises ValueError naming tick and token for unencodable events."""
+    parts: list[bytes] = []
+    n_ev = 0
+    for b in batches:
+        parts.append(BATCH_HEAD.pack(b.token_id, len(b.events)))
+        n_ev += len(b.events)
+        for e in b.events:
+            p = e.payload
+            st = _STRUCTS[e.source]
+            fields = _LAYOUT[e.source][1]
+            try:
+                parts.append(st.pack(int(e.source), sym_index[p.symbol], e.exchange_ts,
+                                     e.local_seq, *(getattr(p, f) for f in fields)))
+            except (KeyError, struct.error) as exc:
+                raise ValueError(f"tick {tick_id}, token {b.token_id}: cannot journal "
+                                 f"{type(p).__name__} ({exc})") from None
+    body = b"".join(parts)
+    n = FRAME_HEAD.size + len(body) + 4
+    head = FRAME_HEAD.pack(MARKER, n, tick_id, FLAG_SESSION_START if session_start else 0,
+                           len(batches), n_ev)
+    frame = head + body
+    return frame + crc32c(frame).to_bytes(4, "little")
+
+
+def decode_tick(data: bytes, off: int, symbols: Sequence[str], path: Path | str) -> JournalTick:
+    """Decode a frame whose CRC was checked; errors carry the file offset."""
+    _m, n, tick, flags, n_b, _n_ev = FRAME_HEAD.unpack_from(data, off)
+    p = off + FRAME_HEAD.size
+    end = off + n - 4
+    batches = []
+    try:
+        for _ in range(n_b):
+            tok, cnt = BATCH_HEAD.unpack_from(data, p)
+            p += 6
+            events = []
+            for _ in range(cnt):
+                st, cls, fields, src = _BY_CODE[data[p]]
+                v = st.unpack_from(data, p)
+                p += st.size
+                kw = dict(zip(fields, v[4:], strict=True))
+                for k, conv in _ENUMS.items():
+                    if k in kw:
+                        kw[k] = conv(kw[k])
+                events.append(CanonicalEvent(token_id=tok, source=src, exchange_ts=v[2],
+                                             local_seq=v[3],
+                                             payload=cls(symbol=symbols[v[1]], **kw)))
+            batches.append(CanonicalBatch(token_id=tok, tick_id=tick, events=tuple(events)))
+    except (KeyError, IndexError, ValueError, struct.error) as exc:
+        raise StorageError(path, p, f"tick {tick}: undecodable event ({exc!r})") from None
+    if p != end:
+        raise StorageError(path, p, f"tick {tick}: frame length disagrees with its content")
+    return JournalTick(tick_id=tick, session_start=bool(flags & FLAG_SESSION_START),
+                       batches=tuple(batches))
+
+
+def _frame_ok(data: bytes, off: int) -> int:
+    """Length of a CRC-valid frame at `off`, or 0."""
+    if off + 24 > len(data) or data[off:off + 4] != MARKER:
+        return 0
+    n = int.from_bytes(data[off + 4:off + 8], "little")
+    if n < 28 or off + n > len(data):
+        return 0
+    ok = crc32c(data[off:off + n - 4]) == int.from_bytes(data[off + n - 4:off + n], "little")
+    return n if ok else 0
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class JournalScan:
+    """Frame offsets of a journal segment's valid prefix and its first problem, if any."""
+
+    path: Path
+    header: SegmentHeader
+    frames: tuple[tuple[int, int, int], ...]  # (offset, length, tick_id)
+    good_end: int
+    problem_offset: int | None = None
+    problem: str | None = None
+    torn: bool = False
+
+
+def read_segment(path: Path) -> bytes:
+    if path.name.endswith(ZSTD_SUFFIX):
+        import zstandard
+
+        with open(path, "rb") as f:
+            return bytes(zstandard.ZstdDecompressor().stream_reader(f).read())
+    return path.read_bytes()
+
+
+def scan_journal_segment(path: Path, data: bytes, prev_tick: int | None = None) -> JournalScan:
+    header = decode_header(data, path, JOURNAL_MAGIC)
+    off = header.header_len
+    frames: list[tuple[int, int, int]] = []
+    problem = None
+    while off < len(data):
+        n = _frame_ok(data, off)
+        if not n:
+            problem = "torn or corrupt tick frame"
+            break
+        tick = int.from_bytes(data[off + 8:off + 16], "little")
+        start = data[off + 16] & FLAG_SESSION_START
+        if (not frames and tick != header.first_tick) or (
+                prev_tick is not None and (tick <= prev_tick or (not start
+                                                                 and tick != prev_tick + 1))):
+            problem = f"tick {tick} after {prev_tick} breaks the tick sequence"
+            break
+        frames.append((off, n, tick))
+        prev_tick = tick
+        off += n
+    if problem is None:
+        return JournalScan(path=path, header=header, frames=tuple(frames), good_end=off)
+    later = any(_frame_ok(data, q) for q in _markers(data, off + 1))
+    return JournalScan(path=path, header=header, frames=tuple(frames), good_end=off,
+                       problem_offset=off, problem=problem, torn=not later)
+
+
+def _markers(data: bytes, start: int) -> Iterator[int]:
+    q = data.find(MARKER, start)
+    while q >= 0:
+        yield q
+        q = data.find(MARKER, q + 1)
+
+
+def journal_dir_of(path: Path) -> Path:
+    return path / "journal" if (path / "journal").is_dir() else path
+
+
+def iter_journal(path: Path | str) -> Iterator[JournalTick]:
+    """Every complete tick of a journal (data dir, journal dir or one segment file)."""
+    p = journal_dir_of(Path(path))
+    segs = [p] if p.is_file() else list_segments(p, JOURNAL_SUFFIX)
+    prev: int | None = None
+    for no, seg in enumerate(segs):
+        data = read_segment(seg)
+        s = scan_journal_segment(seg, data, prev)
+        if s.header.segment_no != no and not p.is_file():
+            raise StorageError(seg, 24, f"segment number {s.header.segment_no}, expected {no}")
+        symbols = s.header.symbols
+        for off, _n, tick in s.frames:
+            yield decode_tick(data, off, symbols, seg)
+            prev = tick
+        if s.problem is not None:
+            raise StorageError(seg, s.problem_offset or 0,
+                               ("torn tail: " if s.torn else "") + s.problem)
+
+
+def journal_header(path: Path | str) -> SegmentHeader:
+    """Header of the first journal segment (config, symbols, engine version)."""
+    p = journal_dir_of(Path(path))
+    segs = [p] if p.is_file() else list_segments(p, JOURNAL_SUFFIX)
+    if not segs:
+        raise StorageError(p, 0, "no journal segments found")
+    return decode_header(read_segment(segs[0])[:MAX_PEEK], segs[0], JOURNAL_MAGIC)
+
+
+MAX_PEEK = 64 * 1024 * 1024
+
+
+def compress_segment(path: Path, level: int = 3) -> Path:
+    """zstd-compress a closed segment next to it, then remove the plain file."""
+    import zstandard
+
+    out = path.with_name(path.name + ZSTD_SUFFIX)
+    tmp = out.with_name(out.name + ".tmp")
+    data = zstandard.ZstdCompressor(level=level).compress(path.read_bytes())
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, out)
+    fsync_dir(path.parent)
+    path.unlink()
+    return out
+
+
+def journal_base_header(cfg: Config, symbols: Sequence[str], engine_version: str,
+                        params_json: str) -> SegmentHeader:
+    return SegmentHeader(
+        magic=JOURNAL_MAGIC, format_version=FORMAT_VERSION, record_size=0, header_len=0,
+        first_tick=0, segment_no=0, checksum_alg=CHECKSUM_CRC32C, config_digest=cfg.digest(),
+        prev_chain=ZERO_CHAIN, engine_version=engine_version, config_json=cfg.canonical_json(),
+        symbols=tuple(symbols), params_json=params_json)
+
+
+def check_journal_compatible(h: SegmentHeader, path: Path, cfg: Config,
+                             symbols: Sequence[str], allow: bool) -> None:
+    check_compatible(h, path, config_digest=cfg.digest(), symbols=symbols,
+                     allow_config_change=allow)
+
+
+def new_segment_bytes(base: SegmentHeader, segment_no: int, first_tick: int) -> bytes:
+    return encode_header(attrs.evolve(base, segment_no=segment_no, first_tick=first_tick))
+
+
+def segment_path(folder: Path, segment_no: int, first_tick: int) -> Path:
+    return folder / segment_name(segment_no, first_tick, JOURNAL_SUFFIX)
