@@ -1,0 +1,100 @@
+"""Benchmark: aggTrade frames per second over a loopback WebSocket, with the clock ticking.
+
+The fake exchange runs in a child process (its own core) and pushes N rendered combined
+frames as fast as it can; this process receives them through `WsFeed` (the live code path)
+while a `RealClock` ticks every 250 ms, and prints frames/s and the p50/p99/max tick lag.
+Target: 50,000 msg/s.
+Run: `.venv/bin/python benchmarks/bench_ws.py [N] [--dedup]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import sys
+import time
+from multiprocessing.connection import Connection
+
+from engine_adapters.binance import render
+from engine_adapters.binance.dedup import Deduper
+from engine_adapters.binance.ws_client import WsClientConfig, WsFeed
+from engine_adapters.clock import RealClock
+from engine_adapters.fake_exchange import FakeBinance
+from engine_core.events import TradeReceived
+
+
+def _server(pipe: Connection, n: int) -> None:
+    async def main() -> None:
+        async with FakeBinance(["BTCUSDT"]) as fake:
+            pipe.send(fake.ws_base)
+            while fake.connection_count == 0 or not fake.hub.subscribers("btcusdt@aggTrade"):
+                await asyncio.sleep(0.01)
+            payloads = [
+                render.dumps(render.agg_trade_payload(TradeReceived(
+                    symbol="BTCUSDT", exchange_ts=1_791_391_081_874 + i, price=83434.4 + i % 7,
+                    qty=0.016, buyer_is_maker=bool(i & 1), trade_id=i)))
+                for i in range(1, n + 1)
+            ]
+            for i, p in enumerate(payloads):
+                await fake.publish_text("btcusdt@aggTrade", p)
+                if i % 2000 == 0:
+                    await asyncio.sleep(0)  # let the writer drain
+            pipe.send("sent")
+            pipe.recv()  # wait for the client to finish
+
+    asyncio.run(main())
+
+
+async def client(ws_base: str, n: int, pipe: Connection, dedup: bool) -> None:
+    done = asyncio.Event()
+    count = 0
+    first = last = 0.0
+
+    def on_frame(recv_ms: int, conn_id: str, text: str) -> None:
+        nonlocal count, first, last
+        count += 1
+        if count == 1:
+            first = time.perf_counter()
+        if count == n:
+            last = time.perf_counter()
+            done.set()
+
+    feed = WsFeed(ws_base, ["btcusdt@aggTrade"], on_frame=on_frame,
+                  deduper=Deduper() if dedup else None, config=WsClientConfig(stale_after_s=30))
+    clock = RealClock()
+
+    async def tick() -> None:
+        async for _ in clock.ticks():
+            pass
+
+    ticker = asyncio.create_task(tick())
+    runner = asyncio.create_task(feed.run())
+    try:
+        await asyncio.wait_for(done.wait(), 120)
+    finally:
+        clock.stop()
+        feed.stop()
+        await runner
+        ticker.cancel()
+        pipe.send("bye")
+    rate = (n - 1) / (last - first) if last > first else float("nan")
+    mode = "with Deduper" if dedup else "raw"
+    print(f"frames: {count}  rate: {rate:,.0f} msg/s {mode}  (target 50,000)")
+    print(f"bytes: {feed.counters.bytes:,}  ticks: {clock.lag.ticks}  tick lag ms "
+          f"p50={clock.lag.percentile(0.5)} p99={clock.lag.percentile(0.99)} "
+          f"max={clock.lag.max_lag_ms}")
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    n = int(args[0]) if args else 200_000
+    parent, child = mp.Pipe()
+    proc = mp.Process(target=_server, args=(child, n), daemon=True)
+    proc.start()
+    ws_base = parent.recv()
+    asyncio.run(client(ws_base, n, parent, "--dedup" in sys.argv))
+    proc.join(10)
+
+
+if __name__ == "__main__":
+    main()
