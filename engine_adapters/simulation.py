@@ -281,14 +281,28 @@ CASCADE = Regime(vol_bps_s=12.0, drift_pct_h=-80.0, activity=4.0, flow_bias=-0.7
 RECOVERY = Regime(vol_bps_s=4.0, activity=1.2, depth=0.9, funding=0.0001)
 
 
+def compressed(r: Regime, scale: float) -> Regime:
+    """The same regime with time running 1/scale times faster (hourly rates scaled up)."""
+    return attrs.evolve(r, drift_pct_h=r.drift_pct_h / scale,
+                        oi_growth_pct_h=r.oi_growth_pct_h / scale)
+
+
 def cascade_script(scale: float = 1.0) -> list[Segment]:
-    """Calm, a long leverage build-up, the trigger, a cascade and recovery (~100 min at 1.0)."""
+    """Calm, a long leverage build-up, the trigger, a cascade and recovery (~100 min at 1.0).
+
+    With `scale` < 1 the whole story is compressed in time (durations times scale, price drift
+    and open-interest growth per hour divided by it), for the demo and its compressed config.
+    """
     return [
         Segment(name="calm", seconds=15 * 60 * scale),
-        Segment(name="build-up", seconds=50 * 60 * scale, leader=BUILD_UP, ramp=0.5),
-        Segment(name="trigger", seconds=2 * 60 * scale, leader=TRIGGER, ramp=0.2),
-        Segment(name="cascade", seconds=3 * 60 * scale, leader=CASCADE, ramp=0.1),
-        Segment(name="recovery", seconds=30 * 60 * scale, leader=RECOVERY, ramp=0.2),
+        Segment(name="build-up", seconds=50 * 60 * scale, leader=compressed(BUILD_UP, scale),
+                ramp=0.5),
+        Segment(name="trigger", seconds=2 * 60 * scale, leader=compressed(TRIGGER, scale),
+                ramp=0.2),
+        Segment(name="cascade", seconds=3 * 60 * scale, leader=compressed(CASCADE, scale),
+                ramp=0.1),
+        Segment(name="recovery", seconds=30 * 60 * scale, leader=compressed(RECOVERY, scale),
+                ramp=0.2),
     ]
 
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import attrs
 
 from engine_core.config import ClusterConfig
-from engine_core.fsm import Compiled, Rule, advance, compile_table, legal_moves
+from engine_core.fsm import AT_ONCE, Compiled, Rule, advance, compile_table, legal_moves
 from engine_core.states import NOT_LIVE, ClusterState, StructuralState
 
 C = ClusterState
@@ -47,11 +47,10 @@ TABLE: tuple[Rule, ...] = (
          hold="decay_updates"),
     Rule(source=C.CLUSTER_COOLDOWN, when="unwind_hot", target=C.CLUSTER_UNWIND,
          hold="persist_updates"),
-    Rule(source=C.CLUSTER_COOLDOWN, when="always", target=C.CLUSTER_CALM,
-         hold="cooldown_updates"),
+    Rule(source=C.CLUSTER_COOLDOWN, when="cooled", target=C.CLUSTER_CALM, hold=AT_ONCE),
 )
 GUARDS = ("unwind_hot", "unwind_cold", "fragile_hot", "fragile_cold", "heat_hot", "heat_cold",
-          "always")
+          "cooled")
 LEGAL = legal_moves(TABLE)
 
 _PRESSURE = int(StructuralState.PRESSURE)
@@ -112,7 +111,7 @@ def update(ctx: ClusterContext, fsm_states: Sequence[int], qualities: Sequence[i
         "fragile_cold": fragile < c.fragile_exit,
         "heat_hot": heat >= c.heat_enter,
         "heat_cold": heat < c.heat_exit,
-        "always": True,
+        "cooled": ctx.age + 1 >= c.cooldown_updates,
     }
     state, pending, count = advance(ctx.state, ctx.pending, ctx.count, g, rules)
     return ClusterContext(state=state, age=ctx.age + 1 if state == ctx.state else 0,

@@ -28,6 +28,11 @@ def _pos_int(_inst: object, att: attrs.Attribute[int], value: int) -> None:
         raise ValueError(f"{att.name} must be a positive number of ticks, got {value}")
 
 
+def _pos_ms(_inst: object, att: attrs.Attribute[int], value: int) -> None:
+    if value <= 0:
+        raise ValueError(f"{att.name} must be a positive number of milliseconds, got {value}")
+
+
 def _non_neg(_inst: object, att: attrs.Attribute[float], value: float) -> None:
     if not value >= 0:
         raise ValueError(f"{att.name} must be >= 0, got {value}")
@@ -71,7 +76,7 @@ def _below(lo: str, hi: str) -> Any:
 
 @attrs.frozen(kw_only=True)
 class FeatureConfig:
-    """Rolling windows of the feature extractor and data-health limits (all in ticks)."""
+    """Rolling windows of the feature extractor and data-health limits (in ticks, except ms)."""
 
     fast_window_ticks: int = _ticks(20)  # 5 s: "right now" volume, depth, spread, flow
     slow_window_ticks: int = _ticks(2400)  # 10 min: the norm that "right now" is compared with
@@ -85,7 +90,7 @@ class FeatureConfig:
     stale_mark_ticks: int = _ticks(40)  # 10 s without a mark price = stale mark
     stale_oi_ticks: int = _ticks(480)  # 2 min without open interest = stale OI
     health_hold_ticks: int = _ticks(240)  # gap/reconnect flags stay raised for 1 min
-    late_event_ms: int = _ticks(2000)  # an event older than this at its tick's end is late
+    late_event_ms: int = attrs.field(default=2000, validator=_pos_ms)  # older at tick end = late
 
 
 @attrs.frozen(kw_only=True)

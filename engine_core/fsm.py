@@ -8,6 +8,9 @@ otherwise counting starts over. A move happens when the count reaches the row's 
 persist rule for escalations, the decay rule for de-escalations). Hold times are names of
 config fields, so no threshold is a literal in a rule.
 
+The hold name "at_once" means a single evaluation; rules that wait for a fixed time use a guard
+over the state's age with "at_once", so a passing blip of another guard cannot restart the wait.
+
 `compile_table` checks the table once (every guard known, every hold a config field) and
 turns it into tuples for the per-tick path; `advance` is that path.
 """
@@ -18,6 +21,9 @@ import enum
 from collections.abc import Iterable, Mapping
 
 import attrs
+
+#: Hold name of a rule that fires on the first evaluation its guard holds.
+AT_ONCE = "at_once"
 
 #: Compiled rules: state -> ((guard, target, hold), ...) in priority order.
 Compiled = dict[int, tuple[tuple[str, int, int], ...]]
@@ -48,7 +54,7 @@ def compile_table(name: str, states: type[enum.IntEnum], rules: Iterable[Rule],
         if r.when not in known:
             raise TableError(f"{name}: rule {r.source.name} -> {r.target.name} uses unknown "
                              f"guard {r.when!r}")
-        hold = getattr(holds, r.hold, None)
+        hold = 1 if r.hold == AT_ONCE else getattr(holds, r.hold, None)
         if not isinstance(hold, int) or hold < 1:
             raise TableError(f"{name}: rule {r.source.name} -> {r.target.name} has no hold "
                              f"field {r.hold!r} in its config")

@@ -133,8 +133,9 @@ class Quality(enum.IntFlag):
 
 #: A symbol with any of these cannot enter TRIGGER_READY: the signal might be missing data.
 UNHEALTHY = (
-    Quality.STALE_BOOK | Quality.STALE_OI | Quality.TRADE_GAP | Quality.FEED_STALE
-    | Quality.NO_BOOK | Quality.WARMUP
+    Quality.STALE_BOOK | Quality.STALE_MARK | Quality.STALE_OI | Quality.TRADE_GAP
+    | Quality.FEED_STALE | Quality.NO_BOOK | Quality.WARMUP
 )
-#: A symbol with any of these does not count as live for the cluster.
+#: A symbol with any of these does not count as live for the cluster, and cannot escalate
+#: into PRESSURE or FRAGILE (a frozen book looks like a cheap trigger).
 NOT_LIVE = Quality.STALE_BOOK | Quality.FEED_STALE | Quality.NO_BOOK

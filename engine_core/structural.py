@@ -24,8 +24,8 @@ import attrs
 
 from engine_core.config import StructuralConfig
 from engine_core.features import FeatureFrame
-from engine_core.fsm import Compiled, Rule, advance, compile_table, legal_moves
-from engine_core.states import UNHEALTHY, Quality, StructuralState, Tier
+from engine_core.fsm import AT_ONCE, Compiled, Rule, advance, compile_table, legal_moves
+from engine_core.states import NOT_LIVE, UNHEALTHY, Quality, StructuralState, Tier
 from engine_core.trigger_cost import ramp
 
 S = StructuralState
@@ -46,18 +46,20 @@ TABLE: tuple[Rule, ...] = (
     Rule(source=S.TRIGGER_READY, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
     Rule(source=S.TRIGGER_READY, when="unhealthy", target=S.FRAGILE, hold="health_demote_ticks"),
     Rule(source=S.TRIGGER_READY, when="trigger_cold", target=S.FRAGILE, hold="decay_ticks"),
+    Rule(source=S.TRIGGER_READY, when="fragile_cold", target=S.FRAGILE, hold="decay_ticks"),
     Rule(source=S.UNWIND, when="unwind_cold", target=S.COOLDOWN, hold="unwind_end_ticks"),
     Rule(source=S.COOLDOWN, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
-    Rule(source=S.COOLDOWN, when="always", target=S.BUILD, hold="cooldown_ticks"),
+    Rule(source=S.COOLDOWN, when="cooled", target=S.BUILD, hold=AT_ONCE),
 )
 GUARDS = ("unwind_hot", "unwind_cold", "pressure_hot", "pressure_cold", "fragile_hot",
-          "fragile_cold", "trigger_hot", "trigger_cold", "unhealthy", "always")
+          "fragile_cold", "trigger_hot", "trigger_cold", "unhealthy", "cooled")
 LEGAL = legal_moves(TABLE)
 
 _TIER_LEVEL = {int(Tier.TIER_NEUTRAL): 0.0, int(Tier.TIER_EXPANSION): 0.5,
                int(Tier.TIER_OVERLEVERAGED): 1.0, int(Tier.TIER_EXHAUSTED): 0.25}
 _NO_SIGNAL = int(Quality.WARMUP | Quality.NO_BOOK)
 _UNHEALTHY = int(UNHEALTHY)
+_NOT_LIVE = int(NOT_LIVE)
 _SATURATED = int(Quality.LIQUIDATION_SATURATED)
 
 
@@ -96,8 +98,15 @@ def scores(f: FeatureFrame, tier: int, trigger_cost: float, c: StructuralConfig)
                 + c.pressure_weight_tier * _TIER_LEVEL[tier]) / w if w > 0.0 else 0.0
     cheap = 1.0 - trigger_cost / 100.0
     fragile = math.sqrt(pressure * cheap)
-    # the crowded side is the one paying funding (premium breaks a zero-funding tie)
-    crowd = f.funding_rate if f.funding_rate != 0.0 else f.premium_pct
+    # The crowded side is the one paying funding beyond the normal rate (Binance's baseline
+    # 0.01 % is paid by longs in a perfectly neutral market); premium decides inside the band.
+    floor = c.pressure_funding_floor
+    if f.funding_rate > floor:
+        crowd = 1.0
+    elif f.funding_rate < -floor:
+        crowd = -1.0
+    else:
+        crowd = f.premium_pct
     against = -f.delta_ratio if crowd > 0.0 else (f.delta_ratio if crowd < 0.0 else 0.0)
     w = c.trigger_weight_cost + c.trigger_weight_flow + c.trigger_weight_liq
     trigger = (c.trigger_weight_cost * cheap
@@ -114,28 +123,34 @@ def scores(f: FeatureFrame, tier: int, trigger_cost: float, c: StructuralConfig)
     return Scores(pressure=pressure, fragile=fragile, trigger=trigger, unwind=unwind)
 
 
-def guards(s: Scores, quality: int, c: StructuralConfig) -> dict[str, bool]:
-    """Every guard of the table for this tick. No escalation while warming up or bookless."""
+def guards(s: Scores, quality: int, age: int, c: StructuralConfig) -> dict[str, bool]:
+    """Every guard of the table for this tick.
+
+    No escalation while warming up or without a book; no build-up escalation on a stale or
+    silent feed (a frozen book looks like compressed volatility, i.e. a cheap trigger).
+    """
     ready = not quality & _NO_SIGNAL
+    live = ready and not quality & _NOT_LIVE
     healthy = not quality & _UNHEALTHY
     return {
         "unwind_hot": ready and s.unwind >= c.unwind_enter,
         "unwind_cold": s.unwind < c.unwind_exit,
-        "pressure_hot": ready and s.pressure >= c.pressure_enter,
+        "pressure_hot": live and s.pressure >= c.pressure_enter,
         "pressure_cold": s.pressure < c.pressure_exit,
-        "fragile_hot": ready and s.fragile >= c.fragile_enter,
+        "fragile_hot": live and s.fragile >= c.fragile_enter,
         "fragile_cold": s.fragile < c.fragile_exit,
         # missing data must never make a symbol look ready to trigger
         "trigger_hot": ready and healthy and s.trigger >= c.trigger_enter,
         "trigger_cold": s.trigger < c.trigger_exit,
         "unhealthy": not healthy,
-        "always": True,
+        # the wait is counted by the state's age, so a one-tick blip cannot restart it
+        "cooled": age + 1 >= c.cooldown_ticks,
     }
 
 
 def update(ctx: FsmContext, s: Scores, quality: int, c: StructuralConfig, rules: Compiled
            ) -> FsmContext:
-    state, pending, count = advance(ctx.state, ctx.pending, ctx.count, guards(s, quality, c),
-                                    rules)
+    state, pending, count = advance(ctx.state, ctx.pending, ctx.count,
+                                    guards(s, quality, ctx.age, c), rules)
     age = ctx.age + 1 if state == ctx.state else 0
     return FsmContext(state=state, age=age, pending=pending, count=count)

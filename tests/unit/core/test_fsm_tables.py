@@ -64,7 +64,7 @@ def test_unknown_guard_or_hold_is_a_table_error() -> None:
                hold="persist_ticks")
     with pytest.raises(TableError, match="unknown guard 'nope'"):
         compile_table("t", StructuralState, [bad], structural.GUARDS, StructuralConfig())
-    bad = Rule(source=StructuralState.BUILD, when="always", target=StructuralState.PRESSURE,
+    bad = Rule(source=StructuralState.BUILD, when="cooled", target=StructuralState.PRESSURE,
                hold="nope_ticks")
     with pytest.raises(TableError, match="no hold field 'nope_ticks'"):
         compile_table("t", StructuralState, [bad], structural.GUARDS, StructuralConfig())
@@ -72,8 +72,8 @@ def test_unknown_guard_or_hold_is_a_table_error() -> None:
 
 def test_persist_rule_needs_consecutive_evaluations() -> None:
     compiled = structural.compile_rules(StructuralConfig(persist_ticks=3))
-    hot = dict.fromkeys(structural.GUARDS, False) | {"pressure_hot": True, "always": True}
-    cold = dict.fromkeys(structural.GUARDS, False) | {"always": True}
+    hot = dict.fromkeys(structural.GUARDS, False) | {"pressure_hot": True}
+    cold = dict.fromkeys(structural.GUARDS, False)
     s, p, c = int(StructuralState.BUILD), -1, 0
     s, p, c = advance(s, p, c, hot, compiled)
     s, p, c = advance(s, p, c, hot, compiled)
@@ -91,7 +91,7 @@ def test_decay_rule_steps_down_one_level_after_decay_ticks() -> None:
     cfg = StructuralConfig(decay_ticks=5)
     compiled = structural.compile_rules(cfg)
     g = dict.fromkeys(structural.GUARDS, False) | {"fragile_cold": True, "pressure_cold": True,
-                                                     "always": True, "unwind_cold": True}
+                                                     "unwind_cold": True}
     s, p, c = int(StructuralState.FRAGILE), -1, 0
     for i in range(5):
         s, p, c = advance(s, p, c, g, compiled)
@@ -105,22 +105,48 @@ def test_unhealthy_data_blocks_trigger_ready() -> None:
     cfg = StructuralConfig()
     sc = structural.Scores(pressure=1.0, fragile=1.0, trigger=1.0, unwind=0.0)
     from engine_core.states import Quality
-    g = structural.guards(sc, int(Quality.STALE_BOOK), cfg)
+    g = structural.guards(sc, int(Quality.STALE_BOOK), 0, cfg)
     assert g["trigger_hot"] is False and g["unhealthy"] is True
-    g = structural.guards(sc, 0, cfg)
+    assert g["fragile_hot"] is False  # a frozen book must not look like a cheap trigger
+    g = structural.guards(sc, int(Quality.STALE_MARK), 0, cfg)
+    assert g["trigger_hot"] is False and g["fragile_hot"] is True
+    g = structural.guards(sc, 0, 0, cfg)
     assert g["trigger_hot"] is True
-    g = structural.guards(sc, int(Quality.WARMUP), cfg)
+    g = structural.guards(sc, int(Quality.WARMUP), 0, cfg)
     assert not (g["pressure_hot"] or g["fragile_hot"] or g["unwind_hot"])
+
+
+def test_a_blip_does_not_restart_the_cooldown() -> None:
+    cfg = StructuralConfig(cooldown_ticks=10, unwind_persist_ticks=3)
+    calm = structural.Scores(pressure=0.0, fragile=0.0, trigger=0.0, unwind=0.0)
+    blip = structural.Scores(pressure=0.0, fragile=0.0, trigger=0.0, unwind=0.9)
+    rules = structural.compile_rules(cfg)
+    ctx = structural.FsmContext(state=int(StructuralState.COOLDOWN))
+    for k in range(10):
+        ctx = structural.update(ctx, blip if k == 5 else calm, 0, cfg, rules)
+    assert ctx.state == StructuralState.BUILD
+
+
+def test_crowd_side_is_measured_beyond_the_normal_funding_rate() -> None:
+    import attrs as _attrs
+
+    from engine_core.features import FeatureFrame
+    cfg = StructuralConfig()
+    base = {a.name: 0 for a in _attrs.fields(FeatureFrame)}
+    selling = FeatureFrame(**(base | {"delta_ratio": -0.5, "funding_rate": 0.0001}))
+    crowded = FeatureFrame(**(base | {"delta_ratio": -0.5, "funding_rate": 0.0008}))
+    assert structural.scores(selling, 0, 100.0, cfg).trigger == 0.0
+    assert structural.scores(crowded, 0, 100.0, cfg).trigger > 0.2
 
 
 @given(st.lists(st.tuples(st.sampled_from(list(ClusterState)), st.booleans()), max_size=300))
 def test_phase_pair_never_decreases(seq: list[tuple[ClusterState, bool]]) -> None:
-    compiled = phase.compile_rules(PhaseConfig(mid_unwind_updates=2, end_hold_updates=2,
-                                               post_hold_updates=3, fizzle_calm_updates=2,
-                                               end_confirm_updates=1))
+    cfg = PhaseConfig(mid_unwind_updates=2, end_hold_updates=2, post_hold_updates=3,
+                      fizzle_calm_updates=2, end_confirm_updates=1)
+    compiled = phase.compile_rules(cfg)
     ctx = phase.PhaseContext()
     for cs, _ in seq:
-        new = phase.update(ctx, int(cs), compiled)
+        new = phase.update(ctx, int(cs), cfg, compiled)
         assert (new.event_id, new.phase) >= (ctx.event_id, ctx.phase)
         assert new.event_id - ctx.event_id in (0, 1)
         ctx = new
