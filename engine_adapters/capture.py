@@ -44,6 +44,9 @@ class Channel(enum.Enum):
     WS = "ws"
     #: A REST response body, with the request path, query and HTTP status.
     REST = "rest"
+    #: A data-health notice of the recording shell (reconnect, stale stream, unrepaired gap):
+    #: not an exchange message, but needed to reproduce the recording session exactly.
+    HEALTH = "health"
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -75,7 +78,22 @@ class RestLine:
         return Channel.REST
 
 
-CaptureLine = WsLine | RestLine
+@attrs.frozen(kw_only=True, slots=True)
+class HealthLine:
+    """A data-health notice the recording shell raised: `kind` is a HealthKind name."""
+
+    line_no: int
+    recv_ms: int
+    symbol: str
+    kind: str
+    count: int
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.HEALTH
+
+
+CaptureLine = WsLine | RestLine | HealthLine
 
 # `WsLine(...)` through attrs' frozen __init__ costs as much as decoding the line; setting the
 # slots directly builds the same value ~2x faster (the field list is checked, and tested).
@@ -129,7 +147,11 @@ def _diagnose(doc: object) -> str:
     """Say why a decoded line is not a valid envelope (the fast path already refused it)."""
     if type(doc) is not dict:
         return f"a capture line must be a JSON object, got {_json_type(doc)}"
-    want: list[tuple[str, type]] = [("recv_ms", int), ("channel", str), ("raw", str)]
+    want: list[tuple[str, type]] = [("recv_ms", int), ("channel", str)]
+    if doc.get("channel") == "health":
+        want += [("symbol", str), ("kind", str)]
+    else:
+        want += [("raw", str)]
     if doc.get("channel") == "rest":
         want += [("path", str), ("status", int)]
     for key, typ in want:
@@ -139,8 +161,8 @@ def _diagnose(doc: object) -> str:
             return f"{key!r} must be a JSON {_json_type(typ())}, got {_json_type(doc[key])}"
     if doc["recv_ms"] < 0:
         return f"'recv_ms' must be >= 0, got {doc['recv_ms']}"
-    if doc["channel"] not in ("ws", "rest"):
-        return f"'channel' must be \"ws\" or \"rest\", got {doc['channel'][:40]!r}"
+    if doc["channel"] not in ("ws", "rest", "health"):
+        return f"'channel' must be \"ws\", \"rest\" or \"health\", got {doc['channel'][:40]!r}"
     if "query" in doc and type(doc["query"]) is not str:
         return f"'query' must be a JSON string, got {_json_type(doc['query'])}"
     return "invalid capture line"
@@ -190,9 +212,19 @@ def iter_capture(path: str | Path) -> Iterator[CaptureLine | CaptureProblem]:
             if type(doc) is dict:
                 recv_ms = doc.get("recv_ms")
                 raw = doc.get("raw")
+                channel = doc.get("channel")
+                if channel == "health" and type(recv_ms) is int and recv_ms >= 0:
+                    sym, kind, count = doc.get("symbol"), doc.get("kind"), doc.get("count", 0)
+                    if type(sym) is str and type(kind) is str and type(count) is int:
+                        raw = ""
+                        health: CaptureLine | None = HealthLine(
+                            line_no=line_no, recv_ms=recv_ms, symbol=sym, kind=kind, count=count)
+                    else:
+                        health = None
+                else:
+                    health = None
                 if type(recv_ms) is int and type(raw) is str and recv_ms >= 0:
-                    channel = doc.get("channel")
-                    item: CaptureLine | None = None
+                    item: CaptureLine | None = health
                     if channel == "ws":
                         item = new_ws(line_no, recv_ms, raw)
                     elif channel == "rest":
@@ -260,6 +292,11 @@ class CaptureWriter:
         self._add({"recv_ms": recv_ms, "channel": "rest", "path": path, "query": query,
                    "status": status, "raw": _as_text(raw)})
 
+    def write_health(self, recv_ms: int, symbol: str, kind: str, count: int = 0) -> None:
+        """Record a data-health notice of the recording shell (HealthKind name)."""
+        self._add({"recv_ms": recv_ms, "channel": "health", "symbol": symbol, "kind": kind,
+                   "count": count})
+
     def _add(self, doc: dict[str, object]) -> None:
         if self._f is None:
             raise ValueError(f"capture {self.path} is closed")
@@ -320,6 +357,7 @@ __all__ = [
     "CaptureProblem",
     "CaptureWriter",
     "Channel",
+    "HealthLine",
     "ProblemKind",
     "RestLine",
     "WsLine",

@@ -25,7 +25,15 @@ from collections.abc import Sequence
 import attrs
 
 from engine_core.record import Record
-from engine_core.states import AlertKind, ClusterState, Quality, StructuralState, alert_bit
+from engine_core.states import (
+    AlertKind,
+    ClusterState,
+    EventPhase,
+    Quality,
+    StructuralState,
+    Tier,
+    alert_bit,
+)
 
 _FRAGILE = int(StructuralState.FRAGILE)
 _TRIGGER_READY = int(StructuralState.TRIGGER_READY)
@@ -54,9 +62,9 @@ class Alert:
     token_id: int
     symbol: str
     fsm: StructuralState | None
-    tier: int | None
+    tier: Tier | None
     cluster: ClusterState
-    phase: int
+    phase: EventPhase
     event_id: int
     trigger_cost: float | None
     message: str
@@ -96,7 +104,7 @@ def _token_alert(kind: AlertKind, r: Record, symbol: str) -> Alert:
                                     f"15-minute bucket",
     }[kind]
     return Alert(tick_id=r.tick_id, kind=kind, token_id=r.token_id, symbol=symbol, fsm=fsm,
-                 tier=r.tier, cluster=ClusterState(r.cluster), phase=r.phase,
+                 tier=Tier(r.tier), cluster=ClusterState(r.cluster), phase=EventPhase(r.phase),
                  event_id=r.event_id, trigger_cost=cost, message=text)
 
 
@@ -167,7 +175,7 @@ def evaluate(state: AlertState, records: Sequence[Record]
         what = "is UNWINDING" if cs is ClusterState.CLUSTER_UNWIND else "turned FRAGILE"
         alerts.append(Alert(
             tick_id=tick, kind=AlertKind.SYSTEMIC_ALERT, token_id=MARKET_WIDE, symbol="*",
-            fsm=None, tier=None, cluster=cs, phase=first.phase, event_id=first.event_id,
+            fsm=None, tier=None, cluster=cs, phase=EventPhase(first.phase), event_id=first.event_id,
             trigger_cost=None,
             message=f"Market-wide: the cluster {what} ({n_unwind} of {n} symbols unwinding, "
                     f"{n_fragile} fragile or trigger-ready; event {first.event_id})"))

@@ -181,3 +181,106 @@ def _frame_key(text: str | bytes) -> tuple[str, str, int] | None:
 
 
 _ID_FIELD = {"aggTrade": "a", "bookTicker": "u", "markPriceUpdate": "E"}
+
+
+class EventDeduper:
+    """The same rules as `Deduper`, applied to parsed events instead of frame text.
+
+    The shell parses every frame anyway, so judging the parsed event avoids decoding the JSON
+    twice on the hot path. Trades are keyed by aggregate trade id per symbol: a jump opens a
+    gap (returned, for a REST backfill), and ids inside an open gap are accepted exactly once
+    when they arrive late (from the backfill), so they are neither lost nor double counted.
+    Book updates, mark prices and liquidations are dropped when their id/time is not newer.
+    """
+
+    __slots__ = (
+        "_book",
+        "_gaps",
+        "_liq",
+        "_mark",
+        "_trade",
+        "duplicates",
+        "gap_ids_filled",
+        "gaps_opened",
+    )
+
+    def __init__(self) -> None:
+        self._trade: dict[str, int] = {}
+        self._gaps: dict[str, list[list[int]]] = {}
+        self._book: dict[str, int] = {}
+        self._mark: dict[str, int] = {}
+        self._liq: dict[str, int] = {}
+        self.duplicates = 0
+        self.gaps_opened = 0
+        self.gap_ids_filled = 0
+
+    def trade(self, symbol: str, trade_id: int) -> tuple[bool, IdGap | None]:
+        """(keep?, newly opened gap). Trade id 0 means "no id": always kept."""
+        if trade_id == 0:
+            return True, None
+        last = self._trade.get(symbol)
+        if last is None or trade_id == last + 1:
+            self._trade[symbol] = trade_id
+            return True, None
+        if trade_id > last:
+            self._trade[symbol] = trade_id
+            gap = IdGap(symbol=symbol, first=last + 1, last=trade_id - 1)
+            self._gaps.setdefault(symbol, []).append([gap.first, gap.last])
+            self.gaps_opened += 1
+            return True, gap
+        for g in self._gaps.get(symbol, ()):
+            if g[0] <= trade_id <= g[1]:
+                self._fill(symbol, g, trade_id)
+                self.gap_ids_filled += 1
+                return True, None
+        self.duplicates += 1
+        return False, None
+
+    def _fill(self, symbol: str, g: list[int], trade_id: int) -> None:
+        gaps = self._gaps[symbol]
+        if g[0] == g[1]:
+            gaps.remove(g)
+        elif trade_id == g[0]:
+            g[0] += 1
+        elif trade_id == g[1]:
+            g[1] -= 1
+        else:
+            gaps.insert(gaps.index(g) + 1, [trade_id + 1, g[1]])
+            g[1] = trade_id - 1
+
+    def open_gaps(self, symbol: str) -> tuple[IdGap, ...]:
+        return tuple(IdGap(symbol=symbol, first=a, last=b) for a, b in self._gaps.get(symbol, ()))
+
+    def close_gap(self, gap: IdGap) -> int:
+        """Forget what is still missing of `gap` (given up); returns how many ids stay lost."""
+        lost = 0
+        kept = []
+        for a, b in self._gaps.get(gap.symbol, ()):
+            if b < gap.first or a > gap.last:
+                kept.append([a, b])
+            else:
+                lo, hi = max(a, gap.first), min(b, gap.last)
+                lost += hi - lo + 1
+                if a < lo:
+                    kept.append([a, lo - 1])
+                if hi < b:
+                    kept.append([hi + 1, b])
+        self._gaps[gap.symbol] = kept
+        return lost
+
+    def _newer(self, table: dict[str, int], symbol: str, ident: int) -> bool:
+        last = table.get(symbol)
+        if last is not None and ident <= last:
+            self.duplicates += 1
+            return False
+        table[symbol] = ident
+        return True
+
+    def book(self, symbol: str, update_id: int) -> bool:
+        return update_id == 0 or self._newer(self._book, symbol, update_id)
+
+    def mark(self, symbol: str, event_ms: int) -> bool:
+        return self._newer(self._mark, symbol, event_ms)
+
+    def liquidation(self, symbol: str, trade_ms: int) -> bool:
+        return self._newer(self._liq, symbol, trade_ms)

@@ -4,8 +4,11 @@ One alert per line, keys sorted, enums as their names (stable across renumbering
 and readable by people and jq):
 
     {"cluster":"CLUSTER_CALM","event_id":0,"fsm":"FRAGILE","kind":"STRUCTURAL_FRAGILE",
-     "message":"...","phase":"PREP","symbol":"BTCUSDT","tick_id":7040000000,"tier":2,
-     "token_id":0,"trigger_cost":12.5}
+     "message":"...","phase":"PREP","symbol":"BTCUSDT","tick_id":7040000000,
+     "tier":"TIER_OVERLEVERAGED","time":"2025-10-16T02:13:20.000Z","token_id":0,
+     "trigger_cost":12.5}
+
+`time` is the end of the tick in UTC (tick_id * 250 ms): derived, never a wall clock.
 
 `fsm`, `tier` and `trigger_cost` are null for market-wide alerts (token_id -1, symbol "*").
 """
@@ -14,14 +17,21 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from engine_core.alerts import Alert
-from engine_core.states import AlertKind, ClusterState, EventPhase, StructuralState
+from engine_core.states import AlertKind, ClusterState, EventPhase, StructuralState, Tier
 
 ALERTS_FILE = "alerts.jsonl"
+
+
+def tick_time(tick_id: int) -> str:
+    """ISO-8601 UTC time of a tick's end (tick ids are epoch ms // 250)."""
+    ms = tick_id * 250
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def alert_to_json(alert: Alert) -> dict[str, Any]:
@@ -32,9 +42,10 @@ def alert_to_json(alert: Alert) -> dict[str, Any]:
         "token_id": alert.token_id,
         "symbol": alert.symbol,
         "fsm": alert.fsm.name if alert.fsm is not None else None,
-        "tier": alert.tier,
+        "time": tick_time(alert.tick_id),
+        "tier": alert.tier.name if alert.tier is not None else None,
         "cluster": alert.cluster.name,
-        "phase": EventPhase(alert.phase).name,
+        "phase": alert.phase.name,
         "event_id": alert.event_id,
         "trigger_cost": alert.trigger_cost,
         "message": alert.message,
@@ -48,8 +59,8 @@ def alert_from_json(d: dict[str, Any]) -> Alert:
         return Alert(
             tick_id=int(d["tick_id"]), kind=AlertKind[d["kind"]], token_id=int(d["token_id"]),
             symbol=str(d["symbol"]), fsm=StructuralState[fsm] if fsm is not None else None,
-            tier=None if d["tier"] is None else int(d["tier"]),
-            cluster=ClusterState[d["cluster"]], phase=int(EventPhase[d["phase"]]),
+            tier=None if d["tier"] is None else Tier[d["tier"]],
+            cluster=ClusterState[d["cluster"]], phase=EventPhase[d["phase"]],
             event_id=int(d["event_id"]),
             trigger_cost=None if d["trigger_cost"] is None else float(d["trigger_cost"]),
             message=str(d["message"]))

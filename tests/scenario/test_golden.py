@@ -8,15 +8,17 @@ note it in the changelog of docs/rules.md, then pin the new digest printed by th
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import engine_core as ec
 from engine_adapters.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
+from engine_adapters.storage import alert_to_json
 from tests.drive import run
 
 DEMO_TOML = Path(__file__).resolve().parents[2] / "engine_app" / "resources" / "demo.toml"
 SYMBOLS = tuple(sorted(s.symbol for s in DEFAULT_SPECS))
-GOLDEN_SHA256 = "85e0fdf8fbade7ebabc0debdb9e85d7b2297dbb5204cbe81294f9e6678e4587b"
+GOLDEN_SHA256 = "ecc941de080f857c1d74fbea0a349c3d6e1deb20b913d24df606ef9eff177abd"
 
 
 def test_demo_market_gives_the_pinned_log_digest() -> None:
@@ -28,7 +30,7 @@ def test_demo_market_gives_the_pinned_log_digest() -> None:
         for r in recs:
             h.update(r.to_bytes())
         for a in alerts:
-            h.update(repr(a).encode())
+            h.update(json.dumps(alert_to_json(a), sort_keys=True).encode())
             kinds.add(a.kind)
     assert len(kinds) == 5  # the story still raises every alert kind
     assert h.hexdigest() == GOLDEN_SHA256, (

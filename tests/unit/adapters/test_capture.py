@@ -13,6 +13,7 @@ from engine_adapters.binance.rest_payloads import parse_rest
 from engine_adapters.capture import (
     CaptureProblem,
     CaptureWriter,
+    HealthLine,
     ProblemKind,
     RestLine,
     WsLine,
@@ -82,7 +83,7 @@ def test_malformed_lines_are_problems_at_their_line(tmp_path: Path) -> None:
         (1, "WsLine", "a"),
         (2, "CaptureProblem", summary[1][2]),
         (3, "CaptureProblem", "'recv_ms' must be a JSON integer, got string"),
-        (4, "CaptureProblem", "'channel' must be \"ws\" or \"rest\", got 'udp'"),
+        (4, "CaptureProblem", "'channel' must be \"ws\", \"rest\" or \"health\", got 'udp'"),
         (5, "CaptureProblem", "missing key 'path'"),
         (7, "CaptureProblem", "recv_ms went backwards: 5 after 10"),
         (7, "WsLine", "e"),
@@ -156,3 +157,18 @@ def test_fast_ws_line_equals_attrs_constructor() -> None:
 def test_missing_file_raises_os_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         list(iter_capture(tmp_path / "absent.jsonl"))
+
+
+def test_health_lines_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    with CaptureWriter(path) as w:
+        w.write_health(5, "BTCUSDT", "RECONNECT", 0)
+        w.write_health(6, "BTCUSDT", "TRADE_GAP", 12)
+    got = list(iter_capture(path))
+    assert got == [HealthLine(line_no=1, recv_ms=5, symbol="BTCUSDT", kind="RECONNECT", count=0),
+                   HealthLine(line_no=2, recv_ms=6, symbol="BTCUSDT", kind="TRADE_GAP",
+                              count=12)]
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"recv_ms":1,"channel":"health","kind":"RECONNECT"}\n')
+    (problem,) = iter_capture(bad)
+    assert isinstance(problem, CaptureProblem) and "symbol" in problem.reason

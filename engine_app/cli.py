@@ -1,0 +1,203 @@
+"""Command line: `python -m engine_app <command>` (SPEC section 6 is the contract).
+
+Exit codes: 0 success; 1 determinism breach; 2 corruption, unreadable or invalid input;
+64 usage error (EX_USAGE). Messages go to stderr, data to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import engine_core as ec
+from engine_adapters.capture import open_capture
+from engine_adapters.storage import StorageError, export, replay, verify
+from engine_app.datadir import ENGINE_VERSION, DataDir
+
+EXIT_OK, EXIT_BREACH, EXIT_CORRUPT, EXIT_USAGE = 0, 1, 2, 64
+
+
+class UsageError(Exception):
+    """Bad command-line usage: exit 64."""
+
+
+class InputError(Exception):
+    """Unreadable or invalid input (a file, a config): exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # argparse's default is exit 2: ours is 64
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_config(path: str | None) -> ec.Config:
+    if path is None:
+        return ec.Config()
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read config {p}: {exc.strerror}") from None
+    try:
+        return ec.Config.from_toml_str(text)
+    except ec.ConfigError as exc:
+        raise InputError(f"{p}: {exc}") from None
+
+
+def parse_symbols(text: str) -> tuple[str, ...]:
+    syms = sorted({s.strip().upper() for s in text.split(",") if s.strip()})
+    bad = [s for s in syms if not re.fullmatch(r"[A-Z0-9]{2,30}", s)]
+    if not syms or bad:
+        raise UsageError(f"--symbols wants comma-separated symbol names like BTCUSDT,ETHUSDT"
+                         f"{'; bad: ' + ', '.join(bad) if bad else ''}")
+    return tuple(syms)
+
+
+_SYMBOL_IN_RAW = re.compile(rb'\\"s\\":\s*\\"([A-Z0-9]{2,30})\\"|symbol=([A-Z0-9]{2,30})')
+
+
+def symbols_in_capture(path: Path) -> tuple[str, ...]:
+    """The universe of a capture: every symbol named in a frame or a REST query."""
+    found: set[str] = set()
+    try:
+        with open_capture(path) as f:
+            for line in f:
+                for a, b in _SYMBOL_IN_RAW.findall(line):
+                    found.add((a or b).decode())
+    except (OSError, EOFError) as exc:
+        if not found:
+            raise InputError(f"cannot read capture {path}: {exc}") from None
+    return tuple(sorted(found))
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_run(a: argparse.Namespace) -> int:
+    from engine_app.offline import run_capture
+    from engine_app.session import Session
+    from engine_app.summary import print_summary
+
+    cap = Path(a.capture)
+    if not cap.is_file():
+        raise InputError(f"capture {cap} does not exist or is not a file")
+    cfg = load_config(a.config)
+    symbols = parse_symbols(a.symbols) if a.symbols else symbols_in_capture(cap)
+    if not symbols:
+        raise InputError(f"{cap}: no symbol found in the capture; pass --symbols")
+    dd = DataDir.at(a.data_dir or Path("data") / cap.name.split(".")[0])
+    if dd.log.is_dir() and any(dd.log.iterdir()):
+        raise UsageError(f"{dd.root} already holds a log; `run` writes a fresh data dir "
+                         f"(pick another --data-dir or delete it)")
+    say(f"run: {cap} -> {dd.root} ({len(symbols)} symbols, config {cfg.digest().hex()[:12]})")
+    t0 = time.perf_counter()
+    session = Session(dd, cfg, symbols, engine_version=ENGINE_VERSION, fsync=a.fsync)
+    try:
+        lines = run_capture(session, cap)
+    finally:
+        session.close()
+    elapsed = time.perf_counter() - t0
+    print_summary(session, dd, elapsed=elapsed, lines=lines, as_json=a.json)
+    return EXIT_OK
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    dd = _existing_dir(a.dir)
+    report = verify(dd.root, check_alerts=not a.no_alerts)
+    (print if report.exit_code == 0 else say)(report.message)
+    if a.json:
+        print(json.dumps({"status": report.status.name, "exit_code": report.exit_code,
+                          "message": report.message,
+                          "final_chain": report.final_chain or None}))
+    return report.exit_code
+
+
+def cmd_replay(a: argparse.Namespace) -> int:
+    dd = _existing_dir(a.dir)
+    out = Path(a.out) if a.out else dd.root.with_name(dd.root.name + "-replay")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out} is not empty; pick another --out")
+    report = replay(dd.root, out, compare=a.compare, engine_version=ENGINE_VERSION)
+    (print if report.exit_code == 0 else say)(report.message)
+    return report.exit_code
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    dd = _existing_dir(a.dir)
+    out = Path(a.out) if a.out else dd.root / f"records.{a.format}"
+    path = export(dd.root, a.format, out)
+    say(f"export: wrote {path}")
+    print(path)
+    return EXIT_OK
+
+
+def _existing_dir(path: str) -> DataDir:
+    dd = DataDir.at(path)
+    if not dd.root.is_dir():
+        raise InputError(f"{dd.root}: no such data dir")
+    if not dd.looks_like_data_dir():
+        raise InputError(f"{dd.root}: not a data dir (no log/ inside)")
+    return dd
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m engine_app",
+                description="Deterministic market-structure engine for Binance USD-M futures.")
+    p.add_argument("--version", action="version", version=f"engine {ENGINE_VERSION}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("run", help="play a capture file offline (virtual clock) into a data dir")
+    r.add_argument("capture", help="capture file (.jsonl or .jsonl.gz)")
+    r.add_argument("--data-dir", help="output data dir (default: data/<capture name>)")
+    r.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    r.add_argument("--symbols", help="universe, e.g. BTCUSDT,ETHUSDT (default: from capture)")
+    r.add_argument("--fsync", default="interval:4", help="none | tick | interval:N")
+    r.add_argument("--json", action="store_true", help="summary as one JSON object")
+    r.set_defaults(func=cmd_run)
+
+    v = sub.add_parser("verify", help="check checksums, hash chain and alerts of a data dir")
+    v.add_argument("dir", help="data dir")
+    v.add_argument("--no-alerts", action="store_true", help="skip the alert re-run")
+    v.add_argument("--json", action="store_true", help="result as one JSON object on stdout")
+    v.set_defaults(func=cmd_verify)
+
+    rp = sub.add_parser("replay", help="run the input journal through the core again")
+    rp.add_argument("dir", help="data dir")
+    rp.add_argument("--out", help="where to write the new log (default: DIR-replay)")
+    rp.add_argument("--compare", action="store_true",
+                    help="compare with the original log: identical, or the first difference")
+    rp.set_defaults(func=cmd_replay)
+
+    e = sub.add_parser("export", help="export records as a table")
+    e.add_argument("dir", help="data dir")
+    e.add_argument("--format", choices=("csv", "parquet"), required=True)
+    e.add_argument("--out", help="output file (default: DIR/records.<format>)")
+    e.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc: int = args.func(args)
+        return rc
+    except UsageError as exc:
+        say(f"error: {exc}")
+        return EXIT_USAGE
+    except (InputError, StorageError) as exc:
+        say(f"error: {exc}")
+        return EXIT_CORRUPT
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
