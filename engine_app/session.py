@@ -125,34 +125,75 @@ class Session:
 
     def _take(self, recv_ms: int, parsed: Parsed, raw: str | bytes, source: str,
               line_no: int | None) -> None:
+        """Dedup a message's events and queue them for their tick (the per-message hot path)."""
         st = self.stats
-        st.ignored += parsed.ignored
+        if parsed.ignored:
+            st.ignored += parsed.ignored
         for rej in parsed.rejects:
             st.rejected += 1
             self._quarantine(recv_ms, source, rej.reason, rej.field, line_no, raw)
+        events = parsed.events
+        if not events:
+            return
+        text = raw if isinstance(raw, str) else ""
+        t = recv_ms // TICK_MS + 1
+        stepped = self._stepped
+        # the common case: the message belongs to the tick being filled (or is late for an
+        # already stepped one), so its events go into the core's queue at once
+        direct = stepped is not None and t <= stepped + 1 and not self._pending
+        late = direct and t <= stepped  # type: ignore[operator]
         dedup = self.dedup
-        for ev in parsed.events:
+        ingest = self.queue.ingest
+        for ev in events:
             st.events_received += 1
-            if isinstance(ev, ec.TradeReceived):
-                keep, gap = dedup.trade(ev.symbol, ev.trade_id)
+            cls = type(ev)
+            if cls is ec.TradeReceived:
+                keep, gap = dedup.trade(ev.symbol, ev.trade_id)  # type: ignore[union-attr]
                 if gap is not None and self.on_gap is not None:
                     self.on_gap(gap)
-            elif isinstance(ev, ec.BookTickerReceived):
-                keep = dedup.book(ev.symbol, ev.update_id)
-            elif isinstance(ev, ec.MarkPriceReceived):
+            elif cls is ec.BookTickerReceived:
+                keep = dedup.book(ev.symbol, ev.update_id)  # type: ignore[union-attr]
+            elif cls is ec.MarkPriceReceived:
                 keep = dedup.mark(ev.symbol, ev.exchange_ts)
-            elif isinstance(ev, ec.LiquidationReceived):
+            elif cls is ec.LiquidationReceived:
                 keep = dedup.liquidation(ev.symbol, ev.exchange_ts)
             else:
                 keep = True
             if not keep:
                 st.duplicates += 1
-                continue
-            self._queue(recv_ms, ev, source, raw if isinstance(raw, str) else "", line_no)
+            elif direct:
+                if late:
+                    st.late_events += 1
+                rejection = ingest(ev)
+                if rejection is None:
+                    st.events_accepted += 1
+                else:
+                    st.rejected += 1
+                    self._quarantine(recv_ms, source, rejection.reason, rejection.field,
+                                     line_no, text)
+            else:
+                self._pending.append((t, ev, recv_ms, source, text, line_no))
 
     def _queue(self, recv_ms: int, ev: ec.MarketEvent, source: str, raw: str,
                line_no: int | None) -> None:
-        self._pending.append((tick_of(recv_ms), ev, recv_ms, source, raw, line_no))
+        t = recv_ms // TICK_MS + 1
+        nxt = self._stepped
+        if nxt is not None and t <= nxt + 1 and not self._pending:
+            # the common case: it belongs to the tick being filled, so queue it in the core now
+            if t <= nxt:
+                self.stats.late_events += 1
+            self._ingest(ev, recv_ms, source, raw, line_no)
+        else:  # a later tick (received after a boundary the clock has not stepped yet)
+            self._pending.append((t, ev, recv_ms, source, raw, line_no))
+
+    def _ingest(self, ev: ec.MarketEvent, recv_ms: int, source: str, raw: str,
+                line_no: int | None) -> None:
+        rej = self.queue.ingest(ev)
+        if rej is not None:
+            self.stats.rejected += 1
+            self._quarantine(recv_ms, source, rej.reason, rej.field, line_no, raw)
+        elif type(ev) is not ec.DataHealthReceived:
+            self.stats.events_accepted += 1
 
     def _quarantine(self, recv_ms: int, source: str, reason: str, field: str,
                     line_no: int | None, raw: str | bytes) -> None:
@@ -182,12 +223,7 @@ class Session:
             t, ev, recv_ms, source, raw, line_no = pend.popleft()
             if t < tick_id:
                 st.late_events += 1
-            rej = q.ingest(ev)
-            if rej is not None:
-                st.rejected += 1
-                self._quarantine(recv_ms, source, rej.reason, rej.field, line_no, raw)
-            elif not isinstance(ev, ec.DataHealthReceived):
-                st.events_accepted += 1
+            self._ingest(ev, recv_ms, source, raw, line_no)
         for kind in health:  # shell conditions of this very tick (catch-up, overload)
             for sym in self.symbols:
                 q.ingest(ec.DataHealthReceived(symbol=sym, exchange_ts=tick_id * TICK_MS,
@@ -216,6 +252,11 @@ class Session:
             for r in records:
                 st.states_reached.add(ec.StructuralState(r.fsm).name)
         self.last_records = records
+        # what arrived for the next tick while this one was pending goes in now, in order
+        nxt = tick_id + 1
+        while pend and pend[0][0] <= nxt:
+            t, ev, recv_ms, source, raw, line_no = pend.popleft()
+            self._ingest(ev, recv_ms, source, raw, line_no)
         return records, alerts
 
     def close(self) -> None:

@@ -37,6 +37,27 @@ class CanonicalBatch:
 
 SORT_KEY = operator.attrgetter("exchange_ts", "local_seq")
 
+# Building a frozen attrs value through its __init__ costs ~2x setting its slots directly;
+# the normalizer builds one CanonicalEvent per market event, so it uses this. The field list
+# is checked here and `test_fast_constructor_matches_attrs` compares both ways.
+_CE_FIELDS = ("token_id", "source", "exchange_ts", "local_seq", "payload")
+assert tuple(a.name for a in attrs.fields(CanonicalEvent)) == _CE_FIELDS
+_CE_SET = tuple(CanonicalEvent.__dict__[n].__set__ for n in _CE_FIELDS)
+_new = object.__new__
+
+
+def new_canonical_event(token_id: int, source: SourceType, exchange_ts: int, local_seq: int,
+                        payload: MarketEvent) -> CanonicalEvent:
+    """Same value as `CanonicalEvent(token_id=..., ...)`, built faster (already validated)."""
+    s0, s1, s2, s3, s4 = _CE_SET
+    o: CanonicalEvent = _new(CanonicalEvent)
+    s0(o, token_id)
+    s1(o, source)
+    s2(o, exchange_ts)
+    s3(o, local_seq)
+    s4(o, payload)
+    return o
+
 
 def make_batch(token_id: int, tick_id: int, events: Iterable[CanonicalEvent]) -> CanonicalBatch:
     """Sort events by (exchange_ts, local_seq) — a total order, since local_seq is unique."""

@@ -20,10 +20,11 @@ from engine_core.normalize import EventNormalizer, Rejection
 class CanonicalEngine:
     """Normalizer plus one buffer per token: `ingest()` between ticks, `flush()` at a tick."""
 
-    __slots__ = ("_buffers", "normalizer")
+    __slots__ = ("_buffers", "_normalize", "normalizer")
 
     def __init__(self, symbols: Sequence[str], *, first_seq: int = 0) -> None:
         self.normalizer = EventNormalizer(symbols, first_seq=first_seq)
+        self._normalize = self.normalizer.normalize
         self._buffers: list[list[CanonicalEvent]] = [[] for _ in symbols]
 
     @property
@@ -32,10 +33,10 @@ class CanonicalEngine:
 
     def ingest(self, event: MarketEvent) -> Rejection | None:
         """Queue one event for the next flush; return a `Rejection` (never raise) if invalid."""
-        out = self.normalizer.normalize(event)
-        if isinstance(out, Rejection):
+        out = self._normalize(event)
+        if type(out) is Rejection:
             return out
-        self._buffers[out.token_id].append(out)
+        self._buffers[out.token_id].append(out)  # type: ignore[union-attr,arg-type]
         return None
 
     def pending(self) -> int:

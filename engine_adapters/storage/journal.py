@@ -26,6 +26,7 @@ as IEEE-754 f64 and strings as table indexes, so a round trip is exact.
 from __future__ import annotations
 
 import os
+import operator
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -99,24 +100,36 @@ class JournalTick:
     batches: tuple[CanonicalBatch, ...]
 
 
+_PACKERS: dict[SourceType, tuple[Callable[..., bytes], Callable[[Any], tuple[Any, ...]]]] = {
+    src: (_STRUCTS[src].pack, operator.attrgetter(*fields))
+    for src, (_c, fields, _codes) in _LAYOUT.items()
+}
+
+
 def encode_tick(tick_id: int, batches: Sequence[CanonicalBatch], session_start: bool,
                 sym_index: dict[str, int]) -> bytes:
-    """One tick frame; raises ValueError naming tick and token for unencodable events."""
+    """One tick frame; raises ValueError naming tick and token for unencodable events.
+
+    An event's symbol index is its batch's token id: the normalizer bound it to that token
+    (`sym_index` is kept for the check in the error path and for callers' clarity).
+    """
     parts: list[bytes] = []
     n_ev = 0
+    packers = _PACKERS
+    head_pack = BATCH_HEAD.pack
     for b in batches:
-        parts.append(BATCH_HEAD.pack(b.token_id, len(b.events)))
-        n_ev += len(b.events)
-        for e in b.events:
-            p = e.payload
-            st = _STRUCTS[e.source]
-            fields = _LAYOUT[e.source][1]
+        events = b.events
+        tok = b.token_id
+        parts.append(head_pack(tok, len(events)))
+        n_ev += len(events)
+        for e in events:
+            src = e.source
+            pack, values = packers[src]
             try:
-                parts.append(st.pack(int(e.source), sym_index[p.symbol], e.exchange_ts,
-                                     e.local_seq, *(getattr(p, f) for f in fields)))
+                parts.append(pack(src, tok, e.exchange_ts, e.local_seq, *values(e.payload)))
             except (KeyError, struct.error) as exc:
-                raise ValueError(f"tick {tick_id}, token {b.token_id}: cannot journal "
-                                 f"{type(p).__name__} ({exc})") from None
+                raise ValueError(f"tick {tick_id}, token {tok}: cannot journal "
+                                 f"{type(e.payload).__name__} ({exc})") from None
     body = b"".join(parts)
     n = FRAME_HEAD.size + len(body) + 4
     head = FRAME_HEAD.pack(MARKER, n, tick_id, FLAG_SESSION_START if session_start else 0,

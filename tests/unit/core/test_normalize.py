@@ -65,3 +65,16 @@ def test_symbols_must_be_sorted_and_unique() -> None:
         ec.CanonicalEngine(["ETHUSDT", "BTCUSDT"])
     with pytest.raises(ValueError, match="sorted"):
         ec.initial_state(ec.Config(), ["BTCUSDT", "BTCUSDT"])
+
+
+def test_fast_constructor_matches_attrs() -> None:
+    from engine_core.canonical import new_canonical_event
+
+    e = trade()
+    fast = new_canonical_event(3, ec.SourceType.TRADE, 1000, 7, e)
+    slow = ec.CanonicalEvent(token_id=3, source=ec.SourceType.TRADE, exchange_ts=1000,
+                             local_seq=7, payload=e)
+    assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+    import attrs
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast.local_seq = 8  # type: ignore[misc]

@@ -1,0 +1,80 @@
+"""End-to-end `run` throughput over a synthetic capture, printed with its targets.
+
+    .venv/bin/python benchmarks/bench_run.py [--symbols 40] [--seconds 300] [--activity 3.5]
+
+Builds (once, cached in /tmp) a capture of N symbols x S seconds from the market simulator,
+rendered as real Binance frames (~1,000,000 lines at the defaults), then runs
+`python -m engine_app run` on it in a child process and reports:
+  lines/s end to end            target >= 100,000 lines/s on one core
+  ... as a multiple of bare orjson decoding of the same lines (envelope + frame)
+  peak RSS of the run process   target < 1 GiB whatever the capture size (it streams)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from engine_adapters.simulation import MarketSimulator, Regime, Segment
+from engine_adapters.synthetic_capture import write_capture
+
+
+def build(path: Path, n_symbols: int, seconds: float, activity: float) -> None:
+    symbols = sorted(f"S{i:02d}USDT" for i in range(n_symbols))
+    busy = Regime(activity=activity, vol_bps_s=4.0, liq_prob=0.2, liq_size=0.05)
+    sim = MarketSimulator(symbols, [Segment(name="busy", seconds=seconds, leader=busy,
+                                            bystander=busy)], seed=5, oi_poll_ms=5000)
+    write_capture(path, sim.events())
+
+
+def bare_decode(path: Path) -> tuple[int, float]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    n = 0
+    t0 = time.perf_counter()
+    with opener(path, "rb") as f:
+        for line in f:
+            orjson.loads(orjson.loads(line)["raw"])
+            n += 1
+    return n, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--symbols", type=int, default=40)
+    ap.add_argument("--seconds", type=float, default=300.0)
+    ap.add_argument("--activity", type=float, default=3.5)
+    args = ap.parse_args()
+    cap = Path(tempfile.gettempdir()) / \
+        f"bench_run_{args.symbols}x{args.seconds:.0f}x{args.activity}.jsonl"
+    if not cap.exists():
+        print(f"building {cap} ...", flush=True)
+        build(cap, args.symbols, args.seconds, args.activity)
+    n, bare_s = bare_decode(cap)
+    print(f"capture: {n:,} lines, {cap.stat().st_size / 2**20:,.0f} MiB")
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "engine_app", "run", str(cap), "--data-dir",
+               f"{tmp}/dd", "--fsync", "none", "--json"]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        run_s = time.perf_counter() - t0
+    rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rate = n / run_s
+    bare = n / bare_s
+    print(f"run end to end     {rate:12,.0f} lines/s  (target >= 100,000)  "
+          f"{'OK' if rate >= 100_000 else 'BELOW TARGET'}")
+    print(f"bare orjson decode {bare:12,.0f} lines/s  -> run costs {bare / rate:.1f}x "
+          f"a bare decode of the same lines")
+    print(f"peak RSS of run    {rss_mib:12,.0f} MiB      (target < 1024 MiB)   "
+          f"{'OK' if rss_mib < 1024 else 'ABOVE TARGET'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,280 @@
+"""The operator's view: a live rich table for `live`/`run`/`demo`, JSON lines, progress bars.
+
+`TerminalView.render(...)` is a pure function of its inputs (easy to test and to reuse);
+`start()`/`update(...)`/`stop()` drive a `rich.live.Live` whose own thread renders and redraws
+at most `refresh_per_second` times a second. `update` only stores the latest tick's values
+(immutable tuples): the tick loop never waits for the terminal.
+
+When stdout is not a terminal (a pipe, `--json`), use `JsonLinesOut` as an alert sink
+instead: one `alert_to_json` object per line, flushed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TextIO
+
+import attrs
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from engine_adapters.storage.alerts_json import alert_to_json, tick_time
+from engine_core.alerts import Alert
+from engine_core.record import Record
+from engine_core.states import ClusterState, EventPhase, Quality, StructuralState, Tier
+
+#: rich style of each structural state (the row colour).
+STATE_STYLE: dict[StructuralState, str] = {
+    StructuralState.BUILD: "dim",
+    StructuralState.PRESSURE: "yellow",
+    StructuralState.FRAGILE: "dark_orange",
+    StructuralState.TRIGGER_READY: "red",
+    StructuralState.UNWIND: "bold red",
+    StructuralState.COOLDOWN: "cyan",
+}
+CLUSTER_STYLE: dict[ClusterState, str] = {
+    ClusterState.CLUSTER_CALM: "green",
+    ClusterState.CLUSTER_HEATING: "yellow",
+    ClusterState.CLUSTER_FRAGILE: "dark_orange",
+    ClusterState.CLUSTER_UNWIND: "bold red",
+    ClusterState.CLUSTER_COOLDOWN: "cyan",
+}
+#: How much a state deserves the operator's eye: rows are sorted by this, highest first.
+INTEREST: dict[int, int] = {
+    int(StructuralState.UNWIND): 5, int(StructuralState.TRIGGER_READY): 4,
+    int(StructuralState.FRAGILE): 3, int(StructuralState.PRESSURE): 2,
+    int(StructuralState.COOLDOWN): 1, int(StructuralState.BUILD): 0,
+}
+#: Quality flags worth showing an operator (WARMUP and SESSION_START are routine).
+_SHOWN_FLAGS = tuple(f for f in Quality if f not in (Quality.WARMUP, Quality.SESSION_START))
+TICK_MS = 250
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class IngestHealth:
+    """How the feed is doing, as the shell measures it; any field may be unknown (None)."""
+
+    events_per_s: float | None = None
+    tick_lag_ms: float | None = None
+    reconnects: int | None = None
+    quarantined: int | None = None
+    duplicates: int | None = None
+    gaps: int | None = None
+    rest_weight_used: int | None = None
+
+
+def rank_rows(records: Sequence[Record]) -> list[Record]:
+    """Most interesting first: highest state, then lowest trigger cost, then token order."""
+    return sorted(records, key=lambda r: (-INTEREST.get(r.fsm, 0), r.trigger_cost, r.token_id))
+
+
+def _enum_name(enum: type[Tier] | type[StructuralState], value: int) -> str:
+    try:
+        return enum(value).name
+    except ValueError:
+        return f"?{value}"
+
+
+def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
+    return "–" if v is None else fmt.format(v)
+
+
+def _flags(q: int) -> str:
+    return " ".join(f.name or "" for f in _SHOWN_FLAGS if q & f).lower()
+
+
+class TerminalView:
+    """Live table of every symbol's state, the market's state, recent alerts and feed health."""
+
+    def __init__(self, console: Console | None = None, max_rows: int = 30, *,
+                 refresh_per_second: float = 4.0, max_alerts: int = 8) -> None:
+        if max_rows < 1:
+            raise ValueError(f"max_rows must be >= 1, got {max_rows}")
+        self.console = console if console is not None else Console()
+        self.max_rows = max_rows
+        self.max_alerts = max_alerts
+        self.refresh_per_second = refresh_per_second
+        self._live: Live | None = None
+        self._inputs: tuple[tuple[str, ...], tuple[Record, ...], tuple[Alert, ...],
+                            IngestHealth | None, str] | None = None
+
+    @staticmethod
+    def wanted(stream: TextIO | None = None) -> bool:
+        """Should the live view be shown? True when `stream` (default stdout) is a terminal."""
+        s = sys.stdout if stream is None else stream
+        return bool(getattr(s, "isatty", lambda: False)())
+
+    # ------------------------------------------------------------------ pure rendering
+    def render(self, symbols: Sequence[str], records: Sequence[Record],
+               recent_alerts: Iterable[Alert] = (), health: IngestHealth | None = None,
+               title: str = "engine") -> RenderableType:
+        """The whole screen for one tick (records in token order, one per symbol)."""
+        return Group(self._header(records, title), self._table(symbols, records),
+                     self._alerts(recent_alerts), self._health(health))
+
+    def _header(self, records: Sequence[Record], title: str) -> Text:
+        t = Text()
+        t.append(f"{title}  ", style="bold")
+        if not records:
+            return t.append("waiting for the first tick…", style="dim")
+        r = records[0]
+        try:
+            cluster = ClusterState(r.cluster)
+            t.append(cluster.name, style=CLUSTER_STYLE[cluster])
+        except ValueError:
+            t.append(f"cluster ?{r.cluster}")
+        try:
+            phase = EventPhase(r.phase).name
+        except ValueError:
+            phase = f"?{r.phase}"
+        t.append(f"  phase {phase}  event {r.event_id}")
+        t.append(f"  tick {r.tick_id}  {tick_time(r.tick_id)}", style="dim")
+        return t
+
+    def _table(self, symbols: Sequence[str], records: Sequence[Record]) -> Table:
+        counts: dict[str, int] = {}
+        for r in records:
+            name = _enum_name(StructuralState, r.fsm)
+            counts[name] = counts.get(name, 0) + 1
+        caption = "  ".join(f"{s.name} {counts[s.name]}" for s in StructuralState
+                            if s.name in counts)
+        table = Table(expand=False, caption=caption or None, caption_justify="left",
+                      header_style="bold")
+        for col in ("symbol", "state", "age s", "tier", "trig cost", "pressure", "fragile",
+                    "trigger", "unwind", "quality"):
+            left = col in ("symbol", "state", "tier", "quality")
+            table.add_column(col, justify="left" if left else "right", no_wrap=True,
+                             overflow="ellipsis", max_width=28 if col == "quality" else None)
+        rows = rank_rows(records)
+        for r in rows[:self.max_rows]:
+            sym = symbols[r.token_id] if 0 <= r.token_id < len(symbols) else f"#{r.token_id}"
+            state = _enum_name(StructuralState, r.fsm)
+            style = STATE_STYLE.get(StructuralState(r.fsm), "") if state[0] != "?" else ""
+            table.add_row(
+                sym, state, f"{r.state_age * TICK_MS / 1000:.0f}",
+                _enum_name(Tier, r.tier).removeprefix("TIER_"),
+                f"{r.trigger_cost / 100:.2f}", f"{r.pressure / 10000:.2f}",
+                f"{r.fragile / 10000:.2f}", f"{r.trigger / 10000:.2f}",
+                f"{r.unwind / 10000:.2f}", _flags(r.quality), style=style)
+        hidden = len(rows) - self.max_rows
+        if hidden > 0:
+            table.add_row(f"… {hidden} more", style="dim italic")
+        return table
+
+    def _alerts(self, recent: Iterable[Alert]) -> RenderableType:
+        last = list(recent)[-self.max_alerts:]
+        if not last:
+            return Text("no alerts yet", style="dim")
+        table = Table(title="recent alerts", title_justify="left", show_header=False,
+                      box=None, padding=(0, 1))
+        for a in reversed(last):  # newest first
+            style = "bold red" if a.kind.name in ("SYSTEMIC_ALERT", "STRUCTURAL_UNWIND") else ""
+            table.add_row(tick_time(a.tick_id)[11:23], a.kind.name, a.symbol,
+                          Text(a.message, overflow="ellipsis", no_wrap=True), style=style)
+        return table
+
+    def _health(self, h: IngestHealth | None) -> Text:
+        if h is None:
+            return Text("ingest: no health data", style="dim")
+        lag_style = "red" if (h.tick_lag_ms or 0) > 2 * TICK_MS else ""
+        t = Text("ingest  ", style="bold")
+        t.append(f"{_num(h.events_per_s, '{:,.0f}')} ev/s  ")
+        t.append(f"lag {_num(h.tick_lag_ms)} ms", style=lag_style)
+        for label, v in (("reconnects", h.reconnects), ("quarantined", h.quarantined),
+                         ("duplicates", h.duplicates), ("gaps", h.gaps),
+                         ("rest weight", h.rest_weight_used)):
+            t.append(f"  {label} {_num(v)}", style="yellow" if label in (
+                "reconnects", "quarantined", "gaps") and v else "")
+        return t
+
+    # ------------------------------------------------------------------ live display
+    def start(self) -> None:
+        """Take over the terminal; the refresh thread redraws the latest `update`."""
+        if self._live is not None:
+            return
+        # stdout/stderr are redirected so the shell's messages print above the table
+        self._live = Live(console=self.console, refresh_per_second=self.refresh_per_second,
+                          get_renderable=self._current, transient=False)
+        self._live.start()
+
+    def _current(self) -> RenderableType:
+        # runs on rich's refresh thread; the inputs are immutable snapshots
+        if self._inputs is None:
+            return Text("waiting for the first tick…", style="dim")
+        return self.render(*self._inputs)
+
+    def update(self, symbols: Sequence[str], records: Sequence[Record],
+               recent_alerts: Iterable[Alert] = (), health: IngestHealth | None = None,
+               title: str = "engine") -> None:
+        """Show this tick. O(1) for the tick loop: rendering happens on the refresh thread."""
+        self._inputs = (tuple(symbols), tuple(records), tuple(recent_alerts), health, title)
+
+    def stop(self) -> None:
+        """Draw the last state once more and give the terminal back."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def __enter__(self) -> TerminalView:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class JsonLinesOut:
+    """Alert sink writing one JSON object per alert per line (for pipes and `--json`).
+
+    A closed pipe (`... | head`) disables the sink instead of breaking the tick loop.
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.closed = False
+
+    def __call__(self, alerts: Sequence[Alert]) -> None:
+        if self.closed or not alerts:
+            return
+        text = "".join(json.dumps(alert_to_json(a), sort_keys=True, separators=(",", ":"))
+                       + "\n" for a in alerts)
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: write to a closed file
+            self.closed = True
+
+
+@contextlib.contextmanager
+def progress(total: int | None, description: str, *, stream: TextIO | None = None
+             ) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr for long commands; yields `advance(n)`.
+
+        with progress(n_ticks, "verify") as advance:
+            for tick in ticks:
+                ...
+                advance(1)
+
+    When `stream` (default stderr) is not a terminal, `advance` does nothing at all.
+    """
+    s = sys.stderr if stream is None else stream
+    if not TerminalView.wanted(s):
+        def nothing(n: int = 1) -> None:
+            pass
+        yield nothing
+        return
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=Console(file=s), transient=True)
+    task = bar.add_task(description, total=total)
+
+    def advance(n: int = 1) -> None:
+        bar.advance(task, n)
+
+    with bar:
+        yield advance

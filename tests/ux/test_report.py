@@ -1,0 +1,73 @@
+"""The researcher's report: timelines of a real offline run as PNG, HTML and a Figure."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine_app.report import figure_for, log_symbols, render_report, thin
+from tests.ux.conftest import SYMBOLS
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_figure_has_a_market_panel_and_one_panel_per_symbol(data_dir: Path) -> None:
+    fig = figure_for(data_dir)
+    # every symbol panel has a twin axis for the trigger cost: 1 + 2 per symbol
+    assert len(fig.axes) == 1 + 2 * len(SYMBOLS)
+    labels = [ax.get_ylabel() for ax in fig.axes]
+    for sym in SYMBOLS:
+        assert sym in labels
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["phase", "cluster"]
+
+
+def test_a_subset_of_symbols_gives_fewer_panels(data_dir: Path) -> None:
+    fig = figure_for(data_dir, ["BTCUSDT", "ETHUSDT"])
+    assert len(fig.axes) == 1 + 2 * 2
+
+
+def test_png_report_is_a_non_empty_png(data_dir: Path, tmp_path: Path) -> None:
+    out = render_report(data_dir, tmp_path / "sub" / "report.png")
+    data = out.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 20_000
+
+
+def test_html_report_embeds_the_image_and_lists_the_alerts(data_dir: Path, tmp_path: Path
+                                                           ) -> None:
+    out = render_report(data_dir, tmp_path / "report.html", symbols=["BTCUSDT"])
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "data:image/png;base64,iVBORw0KGgo" in page  # base64 of the PNG magic
+    for kind in ("STRUCTURAL_FRAGILE", "STRUCTURAL_UNWIND", "SYSTEMIC_ALERT"):
+        assert kind in page
+    n_alerts = sum(1 for line in (data_dir / "alerts.jsonl").read_text().splitlines() if line)
+    assert f"Alerts ({n_alerts})" in page
+
+
+def test_symbols_come_from_the_log_header(data_dir: Path) -> None:
+    assert log_symbols(data_dir) == SYMBOLS
+
+
+def test_bad_requests_say_what_is_wrong(data_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"NOPEUSDT.*the log holds BNBUSDT"):
+        figure_for(data_dir, ["NOPEUSDT"])
+    with pytest.raises(ValueError, match=r"\.png or \.html"):
+        render_report(data_dir, tmp_path / "report.pdf")
+
+
+def test_thinning_keeps_every_state_change_and_both_ends() -> None:
+    n = 50_000
+    fsm = np.zeros(n, dtype=np.uint8)
+    fsm[12_345:12_350] = 3
+    fsm[40_001] = 4
+    changes = np.zeros(n, dtype=bool)
+    changes[1:] = fsm[1:] != fsm[:-1]
+    idx = thin(changes, limit=1000)
+    assert len(idx) < 1100
+    assert {0, n - 1, 12_344, 12_345, 12_349, 12_350, 40_000, 40_001, 40_002} <= set(idx.tolist())
+    # a step line through the kept points shows the same states as the full series
+    kept = fsm[idx]
+    assert set(kept.tolist()) == {0, 3, 4}
+    assert len(thin(changes[:800], limit=1000)) == 800
