@@ -25,8 +25,8 @@ as IEEE-754 f64 and strings as table indexes, so a round trip is exact.
 
 from __future__ import annotations
 
-import os
 import operator
+import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
