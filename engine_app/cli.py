@@ -11,9 +11,10 @@ import json
 import re
 import sys
 import time
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import engine_core as ec
 from engine_adapters.capture import open_capture
@@ -41,18 +42,30 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def load_config(path: str | None) -> ec.Config:
+#: Top-level TOML tables that configure the shell, not the engine (kept out of the digest).
+APP_TABLES = ("sinks",)
+
+
+def load_config_file(path: str | None) -> tuple[ec.Config, dict[str, Any]]:
+    """The engine config and the app's own tables ([sinks]...) from one TOML file."""
     if path is None:
-        return ec.Config()
+        return ec.Config(), {}
     p = Path(path)
     try:
-        text = p.read_text()
+        data = tomllib.loads(p.read_text())
     except OSError as exc:
         raise InputError(f"cannot read config {p}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"{p}: not valid TOML: {exc}") from None
+    app = {k: data.pop(k) for k in APP_TABLES if k in data}
     try:
-        return ec.Config.from_toml_str(text)
+        return ec.Config.from_dict(data), app
     except ec.ConfigError as exc:
         raise InputError(f"{p}: {exc}") from None
+
+
+def load_config(path: str | None) -> ec.Config:
+    return load_config_file(path)[0]
 
 
 def parse_symbols(text: str) -> tuple[str, ...]:
@@ -191,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--format", choices=("csv", "parquet"), required=True)
     e.add_argument("--out", help="output file (default: DIR/records.<format>)")
     e.set_defaults(func=cmd_export)
+
+    from engine_app.commands_live import add_commands
+
+    add_commands(sub)
     return p
 
 

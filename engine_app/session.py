@@ -91,6 +91,7 @@ class Session:
         self.frames = FrameParser(self.symbols)
         self.rest = RestParser(self.symbols)
         self.dedup = EventDeduper()
+        self.events_by_source: collections.Counter[str] = collections.Counter()
         # (tick, event, recv_ms, source, raw text, capture line) in arrival order
         self._pending: collections.deque[
             tuple[int, ec.MarketEvent, int, str, str, int | None]] = collections.deque()
@@ -144,6 +145,7 @@ class Session:
         late = direct and t <= stepped  # type: ignore[operator]
         dedup = self.dedup
         ingest = self.queue.ingest
+        by_source = self.events_by_source
         for ev in events:
             st.events_received += 1
             cls = type(ev)
@@ -167,6 +169,7 @@ class Session:
                 rejection = ingest(ev)
                 if rejection is None:
                     st.events_accepted += 1
+                    by_source[cls.__name__] += 1
                 else:
                     st.rejected += 1
                     self._quarantine(recv_ms, source, rejection.reason, rejection.field,
@@ -194,6 +197,7 @@ class Session:
             self._quarantine(recv_ms, source, rej.reason, rej.field, line_no, raw)
         elif type(ev) is not ec.DataHealthReceived:
             self.stats.events_accepted += 1
+            self.events_by_source[type(ev).__name__] += 1
 
     def _quarantine(self, recv_ms: int, source: str, reason: str, field: str,
                     line_no: int | None, raw: str | bytes) -> None:
@@ -258,6 +262,10 @@ class Session:
             t, ev, recv_ms, source, raw, line_no = pend.popleft()
             self._ingest(ev, recv_ms, source, raw, line_no)
         return records, alerts
+
+    def log_bytes(self) -> int:
+        """Bytes in the log segments (a metric)."""
+        return sum(p.stat().st_size for p in self.dir.log.glob("*") if p.is_file())
 
     def close(self) -> None:
         """Flush and close every file (the current tick is complete: ticks are atomic)."""

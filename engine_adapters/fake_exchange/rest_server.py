@@ -192,10 +192,10 @@ class RestApi:
 
     def _premium(self, request: web.Request) -> web.Response:
         if "symbol" not in request.query:
-            return self._ok(render.premium_index_body(
-                [self.market.premium.get(s) or self._default_premium(s)
-                 for s in self.market.symbols]
-            ))
+            # like Binance, list only symbols that have a mark price (no zero placeholders)
+            known = [self.market.premium[s] for s in self.market.symbols
+                     if s in self.market.premium]
+            return self._ok(render.premium_index_body(known))
         sym, err = self._symbol(request)
         if err is not None or sym is None:
             return err or self._ok("{}")

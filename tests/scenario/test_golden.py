@@ -18,7 +18,7 @@ from tests.drive import run
 
 DEMO_TOML = Path(__file__).resolve().parents[2] / "engine_app" / "resources" / "demo.toml"
 SYMBOLS = tuple(sorted(s.symbol for s in DEFAULT_SPECS))
-GOLDEN_SHA256 = "ecc941de080f857c1d74fbea0a349c3d6e1deb20b913d24df606ef9eff177abd"
+GOLDEN_SHA256 = "88c4dc47952b043d84d3069e18065ff2a9cc00b181943476998b9fb5c9e47eee"
 
 
 def test_demo_market_gives_the_pinned_log_digest() -> None:

@@ -1,0 +1,61 @@
+"""`capture`: record raw Binance messages with their receive time, no engine (SPEC section 6).
+
+The same transports as `live` feed a `CaptureWriter` instead of a session: every WS frame,
+every REST answer (open interest, premiumIndex, any status) and every health notice, in
+receive order. `run` replays the file offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from engine_adapters.binance.endpoints import universe_streams
+from engine_adapters.binance.rest_client import RestClient
+from engine_adapters.binance.ws_client import HealthNotice, WsFeed
+from engine_adapters.capture import CaptureWriter
+from engine_app.live import LiveOptions, resolve_symbols
+
+
+async def capture(opts: LiveOptions, out: Path, *, say: Callable[[str], None] = print
+                  ) -> tuple[int, tuple[str, ...]]:
+    """Record until the duration ends or SIGINT/SIGTERM; returns (lines, symbols)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    with CaptureWriter(out) as w:
+        def on_rest(recv_ms: int, path: str, query: str, status: int, body: str) -> None:
+            w.write_rest(recv_ms, path, query, status, body)
+
+        def on_health(n: HealthNotice) -> None:
+            w.write_health(n.at_ms, n.symbol, n.kind.name, 0)
+
+        async with RestClient(opts.rest_url, on_response=on_rest, on_health=on_health,
+                              config=opts.rest_config, seed=opts.seed) as rest:
+            symbols = await resolve_symbols(rest, opts)
+            feed = WsFeed(opts.ws_url, universe_streams(symbols),
+                          on_frame=lambda recv_ms, _c, text: w.write_ws(recv_ms, text),
+                          on_health=on_health, config=opts.ws_config, seed=opts.seed)
+            say(f"capture: {len(symbols)} symbols from {opts.ws_url} -> {out}")
+            tasks = [asyncio.create_task(feed.run()),
+                     asyncio.create_task(rest.poll_forever(symbols))]
+            deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
+            try:
+                while not stop.is_set():
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        break
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=min(1.0, left or 1.0))
+                    w.flush()  # a killed capture loses at most about a second
+            finally:
+                feed.stop()
+                rest.stop()
+                await asyncio.gather(*tasks, return_exceptions=True)
+        return w.lines_written, symbols

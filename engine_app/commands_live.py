@@ -1,0 +1,211 @@
+"""The network-facing commands: `live`, `capture`, `demo`, and the `report` renderer.
+
+Each builds its options from the command line, picks the operator's output (the rich view on a
+terminal, JSON lines otherwise or with --json), starts the configured alert sinks inside the
+event loop, runs, and prints the closing summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from engine_adapters.binance.endpoints import LIVE_REST_BASE, LIVE_WS_BASE
+from engine_adapters.sinks import WebhookSink, webhooks_from_toml
+from engine_adapters.storage import verify
+from engine_app.cli import (
+    EXIT_OK,
+    InputError,
+    UsageError,
+    load_config_file,
+    parse_symbols,
+    say,
+)
+from engine_app.datadir import DataDir
+from engine_app.live import LiveError, LiveOptions, LiveRunner
+from engine_app.session import AlertSink, Session
+from engine_app.summary import print_summary
+from engine_app.view import IngestHealth, JsonLinesOut, TerminalView
+
+
+class Output:
+    """The terminal view or JSON lines, plus webhook sinks started inside the loop."""
+
+    def __init__(self, *, as_json: bool, app: dict[str, Any], title: str) -> None:
+        try:
+            self.webhooks = [WebhookSink.from_config(c) for c in webhooks_from_toml(app)]
+        except ValueError as exc:
+            raise InputError(f"config [sinks]: {exc}") from None
+        self.view = TerminalView() if (not as_json and TerminalView.wanted()) else None
+        self.sinks: list[AlertSink] = [*self.webhooks]
+        if self.view is None:
+            self.sinks.append(JsonLinesOut())
+        self.title = title
+
+    def on_tick(self, runner: LiveRunner) -> None:
+        s = runner.session
+        if s is None:
+            return
+        m = runner.metrics
+        rate = m.rate(s.stats.events_accepted)
+        if self.view is None:
+            return
+        feed, rest = runner.feed, runner.rest
+        health = IngestHealth(
+            events_per_s=rate, tick_lag_ms=m.last_lag_ms,
+            reconnects=None if feed is None else feed.counters.reconnects,
+            quarantined=s.stats.rejected, duplicates=s.stats.duplicates, gaps=m.gaps,
+            rest_weight_used=None if rest is None else rest.budget.used)
+        self.view.update(s.symbols, s.last_records, s.recent_alerts, health, self.title)
+
+    async def around(self, body: Callable[[], Awaitable[Session]]) -> Session:
+        for w in self.webhooks:
+            await w.start()
+        if self.view is not None:
+            self.view.start()
+        try:
+            return await body()
+        finally:
+            if self.view is not None:
+                self.view.stop()
+            for w in self.webhooks:
+                st = await w.stop(drain_timeout_s=5.0)
+                if st.pending or st.dropped_on_overflow or st.abandoned:
+                    say(f"webhook: undelivered or dropped alerts: {st}")
+
+
+def _options(a: argparse.Namespace, cfg: Any, data_dir: Path) -> LiveOptions:
+    if a.symbols and a.top:
+        raise UsageError("use --symbols or --top, not both")
+    if a.top is not None and a.top <= 0:
+        raise UsageError("--top wants a positive number")
+    if a.duration is not None and a.duration <= 0:
+        raise UsageError("--duration wants a positive number of seconds")
+    return LiveOptions(
+        data_dir=data_dir, cfg=cfg, symbols=parse_symbols(a.symbols) if a.symbols else None,
+        top=a.top, duration_s=a.duration, ws_url=a.ws_url, rest_url=a.rest_url,
+        metrics_port=getattr(a, "metrics_port", None),
+        capture=Path(a.capture) if getattr(a, "capture", None) else None,
+        fsync=getattr(a, "fsync", "interval:4"))
+
+
+def cmd_live(a: argparse.Namespace) -> int:
+    cfg, app = load_config_file(a.config)
+    dd = Path(a.data_dir or "data/live")
+    opts = _options(a, cfg, dd)
+    out = Output(as_json=a.json, app=app, title="live")
+    runner = LiveRunner(opts, sinks=out.sinks, on_tick=out.on_tick, say=say)
+    t0 = time.monotonic()
+    try:
+        session = asyncio.run(out.around(runner.run))
+    except LiveError as exc:
+        raise InputError(str(exc)) from None
+    print_summary(session, DataDir.at(dd), elapsed=time.monotonic() - t0, as_json=a.json)
+    return EXIT_OK
+
+
+def cmd_capture(a: argparse.Namespace) -> int:
+    from engine_app.capture_cmd import capture
+
+    out = Path(a.out)
+    if out.exists():
+        raise UsageError(f"{out} exists; capture never overwrites a recording")
+    opts = _options(a, None, Path("."))
+    try:
+        lines, symbols = asyncio.run(capture(opts, out, say=say))
+    except LiveError as exc:
+        raise InputError(str(exc)) from None
+    say(f"capture: {lines:,} lines for {len(symbols)} symbols in {out}")
+    print(out)
+    return EXIT_OK
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from engine_app.demo import DEMO_SCALE, demo_data_dir, run_demo
+
+    dd = Path(a.data_dir) if a.data_dir else demo_data_dir()
+    if dd.exists() and any(dd.iterdir()):
+        raise UsageError(f"{dd} is not empty; the demo writes a fresh data dir")
+    say("demo: a simulated Binance USD-M exchange on 127.0.0.1 plays a scripted market: "
+        "calm, leverage build-up, liquidation cascade, recovery.")
+    say(f"demo: the 100-minute story is compressed {1 / DEMO_SCALE:.0f}x into about 90 s, "
+        "with a demo config whose windows are compressed to match "
+        "(engine_app/resources/demo.toml); the real `live` path runs against it.")
+    out = Output(as_json=a.json, app={}, title="demo (simulated exchange)")
+    t0 = time.monotonic()
+    result = asyncio.run(out.around(lambda: _demo_session(run_demo, dd, out)))
+    print_summary(result, DataDir.at(dd), elapsed=time.monotonic() - t0, as_json=a.json)
+    report = verify(dd)
+    say(f"demo: verify {dd}: {report.message}")
+    if report.exit_code == 0:
+        say(f"demo: done. Look around: python -m engine_app report {dd} --out demo.html")
+    return report.exit_code
+
+
+async def _demo_session(run_demo: Any, dd: Path, out: Output) -> Session:
+    res = await run_demo(dd, sinks=out.sinks, on_tick=out.on_tick, say=say)
+    session: Session = res.session
+    return session
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from engine_app.cli import _existing_dir
+
+    try:
+        from engine_app.report import render_report
+    except ImportError as exc:
+        raise InputError(str(exc)) from None
+    dd = _existing_dir(a.dir)
+    try:
+        path = render_report(dd.root, Path(a.out),
+                             symbols=parse_symbols(a.symbols) if a.symbols else None)
+    except ImportError as exc:
+        raise InputError(str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    say(f"report: wrote {path}")
+    print(path)
+    return EXIT_OK
+
+
+def add_commands(sub: Any) -> None:
+    """Register live, capture, demo and report on the main parser's subparsers."""
+    def network(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--symbols", help="comma-separated universe, e.g. BTCUSDT,ETHUSDT")
+        p.add_argument("--top", type=int, help="the N USDT perpetuals with most 24h volume")
+        p.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
+        p.add_argument("--ws-url", default=LIVE_WS_BASE,
+                       help=f"WebSocket base (default {LIVE_WS_BASE}; /public and /market "
+                            f"are appended)")
+        p.add_argument("--rest-url", default=LIVE_REST_BASE,
+                       help=f"REST base (default {LIVE_REST_BASE})")
+
+    lv = sub.add_parser("live", help="connect to Binance USD-M and run the engine")
+    network(lv)
+    lv.add_argument("--config", help="TOML config (engine tables plus [[sinks.webhook]])")
+    lv.add_argument("--data-dir", help="data dir (default data/live; a restart continues it)")
+    lv.add_argument("--metrics-port", type=int, help="serve /metrics and /health on 127.0.0.1")
+    lv.add_argument("--capture", help="also record every raw message to this capture file")
+    lv.add_argument("--fsync", default="interval:4", help="none | tick | interval:N")
+    lv.add_argument("--json", action="store_true", help="alerts as JSON lines, no live view")
+    lv.set_defaults(func=cmd_live)
+
+    cp = sub.add_parser("capture", help="record raw messages to a capture file (no engine)")
+    network(cp)
+    cp.add_argument("--out", required=True, help="capture file (.jsonl or .jsonl.gz)")
+    cp.set_defaults(func=cmd_capture)
+
+    dm = sub.add_parser("demo", help="the built-in default: a simulated exchange, ~90 s")
+    dm.add_argument("--data-dir", help="data dir (default data/demo/<UTC time>)")
+    dm.add_argument("--json", action="store_true", help="alerts as JSON lines, no live view")
+    dm.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("report", help="render timelines of a data dir (png or html)")
+    rp.add_argument("dir", help="data dir")
+    rp.add_argument("--out", required=True, help="output file: .png or .html")
+    rp.add_argument("--symbols", help="only these symbols")
+    rp.set_defaults(func=cmd_report)

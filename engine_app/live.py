@@ -1,0 +1,245 @@
+"""`live`: Binance (or the loopback fake) -> the shared Session, on the real 250 ms clock.
+
+Wiring only (STYLE rule 7): the transport adapters deliver raw frames, REST bodies and health
+notices; each goes to the `Session` (parse, dedup, tick assignment, quarantine) and, with
+`--capture`, to a capture file with the same receive time, so that `run` of that capture
+replays this very session. The clock steps every tick in order; a late tick is stepped with
+CATCH_UP, a tick that started more than `overload_lag_ms` late with OVERLOAD, both visible in
+the records' flags. aggTrade id gaps are fetched back over REST; what cannot be fetched back
+is recorded as TRADE_GAP with the number of trades lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import signal
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+
+import engine_core as ec
+from engine_adapters.binance.dedup import IdGap
+from engine_adapters.binance.endpoints import LIVE_REST_BASE, LIVE_WS_BASE, universe_streams
+from engine_adapters.binance.messages import ApiError
+from engine_adapters.binance.rest_client import RestClient, RestClientConfig
+from engine_adapters.binance.rest_payloads import (
+    parse_exchange_info,
+    parse_ticker_24hr,
+    top_by_quote_volume,
+    usdt_perpetuals,
+)
+from engine_adapters.binance.ws_client import HealthNotice, WsClientConfig, WsFeed
+from engine_adapters.capture import CaptureWriter
+from engine_adapters.clock import RealClock
+from engine_app.datadir import ENGINE_VERSION, DataDir
+from engine_app.metrics import Metrics, serve_metrics
+from engine_app.session import AlertSink, Session
+
+#: A documented default universe: the most liquid USDT perpetuals (SPEC section 6).
+DEFAULT_SYMBOLS = ("BNBUSDT", "BTCUSDT", "DOGEUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
+
+
+@attrs.frozen(kw_only=True)
+class LiveOptions:
+    data_dir: Path
+    cfg: ec.Config
+    symbols: tuple[str, ...] | None = None
+    top: int | None = None
+    duration_s: float | None = None
+    ws_url: str = LIVE_WS_BASE
+    rest_url: str = LIVE_REST_BASE
+    metrics_port: int | None = None
+    capture: Path | None = None
+    fsync: str = "interval:4"
+    allow_config_change: bool = False
+    overload_lag_ms: int = 1000
+    ws_config: WsClientConfig = attrs.field(factory=WsClientConfig)
+    rest_config: RestClientConfig = attrs.field(factory=RestClientConfig)
+    seed: int = 0
+
+
+class LiveError(Exception):
+    """The live path cannot start (no symbols, exchange unreachable at start-up...)."""
+
+
+async def resolve_symbols(rest: RestClient, opts: LiveOptions) -> tuple[str, ...]:
+    """--symbols as given (checked against exchangeInfo when reachable), or --top N."""
+    res = await rest.request("/fapi/v1/exchangeInfo", None, weight=1)
+    tradable: tuple[str, ...] | None = None
+    if res is not None and res.status == 200:
+        infos = parse_exchange_info(res.body)
+        if isinstance(infos, tuple):
+            tradable = usdt_perpetuals(infos)
+    if opts.top is not None:
+        if tradable is None:
+            raise LiveError("--top needs exchangeInfo, which could not be fetched")
+        t = await rest.request("/fapi/v1/ticker/24hr", None, weight=40)
+        if t is None or t.status != 200:
+            raise LiveError("--top needs /fapi/v1/ticker/24hr, which could not be fetched")
+        pairs = parse_ticker_24hr(t.body)
+        if isinstance(pairs, ApiError) or not isinstance(pairs, tuple):
+            raise LiveError(f"--top: unusable ticker/24hr answer: {pairs}")
+        return tuple(sorted(top_by_quote_volume(pairs, opts.top, allowed=tradable)))
+    wanted = opts.symbols or DEFAULT_SYMBOLS
+    if tradable is not None:
+        missing = sorted(set(wanted) - set(tradable))
+        if missing:
+            raise LiveError(f"not trading USDT perpetuals on this exchange: {', '.join(missing)}")
+    return tuple(sorted(set(wanted)))
+
+
+class LiveRunner:
+    """Owns the transport tasks and the tick loop of one live session."""
+
+    def __init__(self, opts: LiveOptions, *, sinks: Sequence[AlertSink] = (),
+                 on_tick: Callable[[LiveRunner], None] | None = None,
+                 say: Callable[[str], None] = print) -> None:
+        self.opts = opts
+        self.sinks = list(sinks)
+        self.on_tick = on_tick
+        self.say = say
+        self.metrics = Metrics()
+        self.session: Session | None = None
+        self.capture: CaptureWriter | None = None
+        self.feed: WsFeed | None = None
+        self.rest: RestClient | None = None
+        self.clock = RealClock()
+        self._stop = asyncio.Event()
+        self._backfills: set[asyncio.Task[None]] = set()
+        self.clock_offset_ms: int | None = None
+
+    def stop(self) -> None:
+        """Finish the current tick, then shut down cleanly (SIGINT/SIGTERM land here)."""
+        self._stop.set()
+        self.clock.stop()
+
+    # ---------------------------------------------------------------- transport callbacks
+    def _frame(self, recv_ms: int, _conn: str, text: str) -> None:
+        if self.capture is not None:
+            self.capture.write_ws(recv_ms, text)
+        assert self.session is not None
+        self.session.on_frame(recv_ms, text)
+        self.metrics.frames += 1
+
+    def _rest(self, recv_ms: int, path: str, query: str, status: int, body: str) -> None:
+        if self.capture is not None:
+            self.capture.write_rest(recv_ms, path, query, status, body)
+        if self.session is not None:
+            self.session.on_rest(recv_ms, path, query, status, body)
+
+    def _health(self, n: HealthNotice) -> None:
+        self._note_health(n.at_ms, n.symbol, n.kind)
+
+    def _note_health(self, at_ms: int, symbol: str, kind: ec.HealthKind, count: int = 0) -> None:
+        if self.session is None or symbol not in self.session.symbols:
+            return
+        if self.capture is not None:
+            self.capture.write_health(at_ms, symbol, kind.name, count)
+        self.session.on_health(at_ms, symbol, kind, count)
+        self.metrics.health[kind.name] += 1
+
+    def _gap(self, gap: IdGap) -> None:
+        """An aggTrade id gap: fetch it back; record what stays missing (never silently)."""
+        self.metrics.gaps += 1
+        task = asyncio.get_running_loop().create_task(self._backfill(gap))
+        self._backfills.add(task)
+        task.add_done_callback(self._backfills.discard)
+
+    async def _backfill(self, gap: IdGap) -> None:
+        assert self.rest is not None and self.session is not None
+        await self.rest.aggtrades_backfill(gap.symbol, gap.first, gap.last)
+        # the pages went through _rest -> session already; whatever is still open is lost
+        lost = self.session.dedup.close_gap(gap)
+        if lost:
+            self.metrics.trades_lost += lost
+            now = time.time_ns() // 1_000_000
+            self._note_health(now, gap.symbol, ec.HealthKind.TRADE_GAP, lost)
+
+    # ---------------------------------------------------------------- main
+    async def run(self) -> Session:
+        opts = self.opts
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+        async with RestClient(opts.rest_url, on_response=self._rest, on_health=self._health,
+                              config=opts.rest_config, seed=opts.seed) as rest:
+            self.rest = rest
+            symbols = await resolve_symbols(rest, opts)
+            if not symbols:
+                raise LiveError("no symbols to follow")
+            off = await rest.server_time_offset()
+            if off is not None:
+                self.clock_offset_ms = round(off.offset_ms)
+                self.metrics.clock_offset_ms = off.offset_ms
+                if abs(off.offset_ms) > 1000:
+                    self.say(f"live: warning: local clock is {off.offset_ms} ms off the "
+                             f"exchange's; tick assignment uses the local clock")
+            dd = DataDir.at(opts.data_dir)
+            self.session = session = Session(
+                dd, opts.cfg, symbols, engine_version=ENGINE_VERSION, fsync=opts.fsync,
+                allow_config_change=opts.allow_config_change, sinks=self.sinks,
+                on_gap=self._gap)
+            for m in session.recovery_messages:
+                self.say(f"live: {m}")
+            if opts.capture is not None:
+                self.capture = CaptureWriter(opts.capture)
+            self.feed = feed = WsFeed(opts.ws_url, universe_streams(symbols),
+                                      on_frame=self._frame, on_health=self._health,
+                                      config=opts.ws_config, seed=opts.seed)
+            metrics_runner = None
+            if opts.metrics_port is not None:
+                metrics_runner = await serve_metrics(self, opts.metrics_port)
+            self.say(f"live: {len(symbols)} symbols, {len(feed.specs)} connections, "
+                     f"ws {opts.ws_url}, rest {opts.rest_url} -> {dd.root}")
+            tasks = [asyncio.create_task(feed.run()), asyncio.create_task(
+                rest.poll_forever(symbols))]
+            gc.collect()
+            gc.freeze()  # start-up objects need no more GC scans: shorter tick pauses
+            try:
+                await self._tick_loop(session)
+            finally:
+                feed.stop()
+                rest.stop()
+                for t in list(self._backfills):
+                    t.cancel()
+                await asyncio.gather(*tasks, *self._backfills, return_exceptions=True)
+                if metrics_runner is not None:
+                    await metrics_runner.cleanup()
+                session.close()
+                if self.capture is not None:
+                    self.capture.close()
+        return session
+
+    async def _tick_loop(self, session: Session) -> None:
+        opts = self.opts
+        deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
+        async for tick in self.clock.ticks():
+            nxt = session.next_tick
+            if nxt is not None and tick.tick_id < nxt:
+                continue  # the log already holds this tick (restart within the same tick)
+            health: list[ec.HealthKind] = []
+            if tick.catch_up:
+                health.append(ec.HealthKind.CATCH_UP)
+            if tick.lag_ms > opts.overload_lag_ms:
+                health.append(ec.HealthKind.OVERLOAD)
+                self.metrics.overloaded_ticks += 1
+            t0 = time.perf_counter()
+            session.step_tick(tick.tick_id, health=health)
+            self.metrics.observe_tick(tick.lag_ms, time.perf_counter() - t0)
+            if self.capture is not None:
+                self.capture.flush()
+            if self.on_tick is not None:
+                self.on_tick(self)
+            if self._stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+                break
+
+
+def run_live(opts: LiveOptions, **kw: object) -> Session:
+    """Run a live session to completion (duration, SIGINT or SIGTERM)."""
+    runner = LiveRunner(opts, **kw)  # type: ignore[arg-type]
+    return asyncio.run(runner.run())
