@@ -87,6 +87,9 @@ class HealthLine:
     symbol: str
     kind: str
     count: int
+    #: For TRADE_GAP: the aggTrade id range given up (so a replay closes the same gap).
+    first: int | None = None
+    last: int | None = None
 
     @property
     def channel(self) -> Channel:
@@ -215,10 +218,13 @@ def iter_capture(path: str | Path) -> Iterator[CaptureLine | CaptureProblem]:
                 channel = doc.get("channel")
                 if channel == "health" and type(recv_ms) is int and recv_ms >= 0:
                     sym, kind, count = doc.get("symbol"), doc.get("kind"), doc.get("count", 0)
-                    if type(sym) is str and type(kind) is str and type(count) is int:
+                    first, last = doc.get("first"), doc.get("last")
+                    if type(sym) is str and type(kind) is str and type(count) is int and \
+                            type(first) in (int, type(None)) and type(last) in (int, type(None)):
                         raw = ""
                         health: CaptureLine | None = HealthLine(
-                            line_no=line_no, recv_ms=recv_ms, symbol=sym, kind=kind, count=count)
+                            line_no=line_no, recv_ms=recv_ms, symbol=sym, kind=kind, count=count,
+                            first=first, last=last)
                     else:
                         health = None
                 else:
@@ -292,10 +298,14 @@ class CaptureWriter:
         self._add({"recv_ms": recv_ms, "channel": "rest", "path": path, "query": query,
                    "status": status, "raw": _as_text(raw)})
 
-    def write_health(self, recv_ms: int, symbol: str, kind: str, count: int = 0) -> None:
+    def write_health(self, recv_ms: int, symbol: str, kind: str, count: int = 0, *,
+                     first: int | None = None, last: int | None = None) -> None:
         """Record a data-health notice of the recording shell (HealthKind name)."""
-        self._add({"recv_ms": recv_ms, "channel": "health", "symbol": symbol, "kind": kind,
-                   "count": count})
+        doc: dict[str, object] = {"recv_ms": recv_ms, "channel": "health", "symbol": symbol,
+                                  "kind": kind, "count": count}
+        if first is not None and last is not None:
+            doc["first"], doc["last"] = first, last
+        self._add(doc)
 
     def _add(self, doc: dict[str, object]) -> None:
         if self._f is None:

@@ -168,6 +168,8 @@ class MarketSimulator:
         book_uid = 9_000_000_000
         heap: list[tuple[int, int, MarketEvent]] = []
         seq = 0
+        # one symbol's streams arrive in order (TCP): receive times never go backwards
+        last_recv: dict[str, int] = {}
         t = self.start_ms
         lo_lat, hi_lat = self.latency_ms
         for seg in self.script:
@@ -184,7 +186,9 @@ class MarketSimulator:
                         if isinstance(ev, BookTickerReceived):
                             book_uid += rng.randint(1, 50)
                             ev = attrs.evolve(ev, update_id=book_uid)
-                        recv = ev.exchange_ts + rng.randint(lo_lat, hi_lat)
+                        recv = max(ev.exchange_ts + rng.randint(lo_lat, hi_lat),
+                                   last_recv.get(ev.symbol, 0))
+                        last_recv[ev.symbol] = recv
                         heapq.heappush(heap, (recv, seq, ev))
                         seq += 1
                 t += STEP_MS

@@ -126,20 +126,24 @@ class LiveRunner:
         self.metrics.frames += 1
 
     def _rest(self, recv_ms: int, path: str, query: str, status: int, body: str) -> None:
+        if self.session is None:
+            return  # start-up requests (exchangeInfo, server time) are not market data
         if self.capture is not None:
             self.capture.write_rest(recv_ms, path, query, status, body)
-        if self.session is not None:
-            self.session.on_rest(recv_ms, path, query, status, body)
+        self.session.on_rest(recv_ms, path, query, status, body)
 
     def _health(self, n: HealthNotice) -> None:
         self._note_health(n.at_ms, n.symbol, n.kind)
 
-    def _note_health(self, at_ms: int, symbol: str, kind: ec.HealthKind, count: int = 0) -> None:
+    def _note_health(self, at_ms: int, symbol: str, kind: ec.HealthKind, count: int = 0,
+                     gap: IdGap | None = None) -> None:
         if self.session is None or symbol not in self.session.symbols:
             return
         if self.capture is not None:
-            self.capture.write_health(at_ms, symbol, kind.name, count)
-        self.session.on_health(at_ms, symbol, kind, count)
+            self.capture.write_health(at_ms, symbol, kind.name, count,
+                                      first=None if gap is None else gap.first,
+                                      last=None if gap is None else gap.last)
+        self.session.on_health(at_ms, symbol, kind, count, gap=gap)
         self.metrics.health[kind.name] += 1
 
     def _gap(self, gap: IdGap) -> None:
@@ -152,12 +156,13 @@ class LiveRunner:
     async def _backfill(self, gap: IdGap) -> None:
         assert self.rest is not None and self.session is not None
         await self.rest.aggtrades_backfill(gap.symbol, gap.first, gap.last)
-        # the pages went through _rest -> session already; whatever is still open is lost
-        lost = self.session.dedup.close_gap(gap)
+        # the pages went through _rest -> session already; whatever is still open is lost,
+        # and the session closes the gap when it takes the notice (captured, so replayable)
+        lost = self.session.dedup.missing_in(gap)
         if lost:
             self.metrics.trades_lost += lost
             now = time.time_ns() // 1_000_000
-            self._note_health(now, gap.symbol, ec.HealthKind.TRADE_GAP, lost)
+            self._note_health(now, gap.symbol, ec.HealthKind.TRADE_GAP, lost, gap=gap)
 
     # ---------------------------------------------------------------- main
     async def run(self) -> Session:
@@ -216,26 +221,40 @@ class LiveRunner:
         return session
 
     async def _tick_loop(self, session: Session) -> None:
+        """Step every tick in order from the tick of the first message on.
+
+        The session starts at the first message's tick, not at the clock's first tick, and
+        shell conditions (a late or catch-up tick) enter as health notices stamped with the
+        time they were noticed — both exactly as `run` sees them in a capture of this session.
+        """
         opts = self.opts
         deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
+        symbols = session.symbols
         async for tick in self.clock.ticks():
-            nxt = session.next_tick
-            if nxt is not None and tick.tick_id < nxt:
-                continue  # the log already holds this tick (restart within the same tick)
-            health: list[ec.HealthKind] = []
-            if tick.catch_up:
-                health.append(ec.HealthKind.CATCH_UP)
-            if tick.lag_ms > opts.overload_lag_ms:
-                health.append(ec.HealthKind.OVERLOAD)
-                self.metrics.overloaded_ticks += 1
+            stop = self._stop.is_set() or (deadline is not None
+                                            and time.monotonic() >= deadline)
+            if session.state.last_tick is None:  # not started: wait for the first message
+                first = session.pending_tick()
+                if first is None or tick.tick_id < first:
+                    if stop:
+                        break
+                    continue
+            if tick.catch_up or tick.lag_ms > opts.overload_lag_ms:
+                kind = ec.HealthKind.OVERLOAD if tick.lag_ms > opts.overload_lag_ms \
+                    else ec.HealthKind.CATCH_UP
+                if kind is ec.HealthKind.OVERLOAD:
+                    self.metrics.overloaded_ticks += 1
+                now = time.time_ns() // 1_000_000
+                for sym in symbols:  # flags the next tick: this one's records are computed
+                    self._note_health(now, sym, kind, 1)
             t0 = time.perf_counter()
-            session.step_tick(tick.tick_id, health=health)
+            session.step_tick(tick.tick_id)
             self.metrics.observe_tick(tick.lag_ms, time.perf_counter() - t0)
             if self.capture is not None:
                 self.capture.flush()
             if self.on_tick is not None:
                 self.on_tick(self)
-            if self._stop.is_set() or (deadline is not None and time.monotonic() >= deadline):
+            if stop:
                 break
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import engine_core as ec
+from engine_adapters.binance.dedup import IdGap
 from engine_adapters.capture import CaptureProblem, HealthLine, RestLine, WsLine, iter_capture
 from engine_adapters.quarantine import QuarantineEntry
 from engine_app.session import Session, tick_of
@@ -64,7 +65,9 @@ def run_capture(session: Session, path: Path, *, progress: ProgressFn | None = N
                     recv_ms=item.recv_ms, source="capture", field="kind", line_no=item.line_no,
                     reason=f"unknown health kind {item.kind!r}"))
             else:
-                session.on_health(item.recv_ms, item.symbol, kind, item.count)
+                gap = None if item.first is None or item.last is None else \
+                    IdGap(symbol=item.symbol, first=item.first, last=item.last)
+                session.on_health(item.recv_ms, item.symbol, kind, item.count, gap=gap)
     # step the tick holding the last messages, so nothing received is left unprocessed
     last = session.pending_tick()
     if last is not None and nxt is not None:

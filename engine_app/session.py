@@ -40,7 +40,12 @@ def tick_of(recv_ms: int) -> int:
 
 @attrs.define
 class SessionStats:
-    """Counters of one session; `received == accepted + duplicates + rejected + ignored`."""
+    """Counters of one session.
+
+    Every parsed event is accounted for: `events_received == events_accepted + duplicates +
+    (rejected - parse_rejects)` once all ticks are stepped; parse rejects are messages that
+    never became an event, `ignored` counts array items outside the universe.
+    """
 
     frames: int = 0
     rest_responses: int = 0
@@ -48,7 +53,8 @@ class SessionStats:
     events_received: int = 0
     events_accepted: int = 0
     duplicates: int = 0
-    rejected: int = 0
+    rejected: int = 0  # every quarantined item: parse rejects + invalid events + bad lines
+    parse_rejects: int = 0
     ignored: int = 0
     late_events: int = 0
     ticks: int = 0
@@ -118,9 +124,16 @@ class Session:
             return  # a rate-limit or server error: the poller's business, not market data
         self._take(recv_ms, parsed, body, "rest", line_no)
 
-    def on_health(self, recv_ms: int, symbol: str, kind: ec.HealthKind, count: int = 0) -> None:
-        """A data-health notice of the shell (reconnect, stale stream, unrepaired gap...)."""
+    def on_health(self, recv_ms: int, symbol: str, kind: ec.HealthKind, count: int = 0, *,
+                  gap: IdGap | None = None) -> None:
+        """A data-health notice of the shell (reconnect, stale stream, unrepaired gap...).
+
+        A TRADE_GAP notice carries the id range given up: from here on, a late trade of that
+        range is a duplicate, in live and in a replay of its capture alike.
+        """
         self.stats.health_notices += 1
+        if gap is not None:
+            self.dedup.close_gap(gap)
         ev = ec.DataHealthReceived(symbol=symbol, exchange_ts=recv_ms, kind=kind, count=count)
         self._queue(recv_ms, ev, "health", "", None)
 
@@ -132,6 +145,7 @@ class Session:
             st.ignored += parsed.ignored
         for rej in parsed.rejects:
             st.rejected += 1
+            st.parse_rejects += 1
             self._quarantine(recv_ms, source, rej.reason, rej.field, line_no, raw)
         events = parsed.events
         if not events:

@@ -251,6 +251,15 @@ class EventDeduper:
     def open_gaps(self, symbol: str) -> tuple[IdGap, ...]:
         return tuple(IdGap(symbol=symbol, first=a, last=b) for a, b in self._gaps.get(symbol, ()))
 
+    def missing_in(self, gap: IdGap) -> int:
+        """How many ids of `gap` are still missing (nothing changes)."""
+        n = 0
+        for a, b in self._gaps.get(gap.symbol, ()):
+            lo, hi = max(a, gap.first), min(b, gap.last)
+            if lo <= hi:
+                n += hi - lo + 1
+        return n
+
     def close_gap(self, gap: IdGap) -> int:
         """Forget what is still missing of `gap` (given up); returns how many ids stay lost."""
         lost = 0
