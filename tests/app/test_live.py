@@ -60,7 +60,7 @@ async def live_session(dd: Path, seconds: float, *, faults: Faults | None = None
 def test_live_writes_a_data_dir_that_verifies_replays_and_matches_run_of_its_capture(
         tmp_path: Path) -> None:
     dd, cap = tmp_path / "live", tmp_path / "live.jsonl"
-    session, runner = asyncio.run(live_session(dd, 3.0, capture=cap))
+    session, _runner = asyncio.run(live_session(dd, 3.0, capture=cap))
     st = session.stats
     assert st.ticks >= 8 and st.events_accepted > 200 and st.rejected == 0
     assert verify(dd).exit_code == 0

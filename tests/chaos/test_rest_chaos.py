@@ -9,7 +9,7 @@ from typing import Any
 from engine_adapters.binance.rest_client import OPEN_INTEREST, RestClient, RestClientConfig
 from engine_adapters.binance.ws_client import HealthNotice
 from engine_adapters.fake_exchange import FakeBinance, FakeConfig, Faults
-from engine_core.events import HealthKind, OpenInterestReceived
+from engine_core.events import FundingReceived, HealthKind, OpenInterestReceived
 
 OI = {"symbol": "BTCUSDT"}
 
@@ -108,6 +108,9 @@ def test_pollers_cover_every_symbol_and_deliver_raw_answers(arun: Any) -> None:
             fake.rest_base, on_response=lambda *a: got.append(a),
             config=RestClientConfig(oi_interval_s=0.3, premium_interval_s=0.4),
         ) as rest:
+            for sym in syms:  # the exchange lists only symbols that have a mark price
+                await fake.publish(FundingReceived(symbol=sym, exchange_ts=1, funding_rate=1e-4,
+                                                   mark_price=10.0, index_price=10.0))
             task = asyncio.create_task(rest.poll_forever(syms))
             await asyncio.sleep(1.0)
             rest.stop()
