@@ -51,7 +51,7 @@ class DemoResult:
 async def run_demo(data_dir: Path, *, scale: float = DEMO_SCALE, seed: int = DEMO_SEED,
                    symbols: Sequence[str] = DEMO_SYMBOLS, sinks: Sequence[AlertSink] = (),
                    on_tick: Callable[[LiveRunner], None] | None = None,
-                   say: Callable[[str], None] = print) -> DemoResult:
+                   say: Callable[[str], None] = print, align: bool = True) -> DemoResult:
     """Play the story on a fake exchange and run the live path against it until it ends."""
     script = cascade_script(scale)
     cfg = demo_config()
@@ -59,7 +59,7 @@ async def run_demo(data_dir: Path, *, scale: float = DEMO_SCALE, seed: int = DEM
     # inside the build-up every time (same states and alert kinds on every run).
     bucket_ms = cfg.alerts.ticks_per_bucket * 250
     now_ms = time.time_ns() // 1_000_000
-    start_ms = (now_ms // bucket_ms + 1) * bucket_ms
+    start_ms = (now_ms // bucket_ms + 1) * bucket_ms if align else now_ms // 1000 * 1000
     say(f"demo: starting on the next {bucket_ms / 1000:.0f} s boundary, in "
         f"{(start_ms - now_ms) / 1000:.1f} s")
     sim = MarketSimulator(symbols, script, seed=seed, start_ms=start_ms, oi_poll_ms=1000)

@@ -111,6 +111,8 @@ class LiveRunner:
         self._stop = asyncio.Event()
         self._backfills: set[asyncio.Task[None]] = set()
         self.clock_offset_ms: int | None = None
+        #: Where /metrics and /health are served (set once the server is up).
+        self.metrics_url: str | None = None
 
     def stop(self) -> None:
         """Finish the current tick, then shut down cleanly (SIGINT/SIGTERM land here)."""
@@ -199,6 +201,7 @@ class LiveRunner:
             metrics_runner = None
             if opts.metrics_port is not None:
                 metrics_runner = await serve_metrics(self, opts.metrics_port)
+                self.say(f"live: metrics on {self.metrics_url}/metrics and /health")
             self.say(f"live: {len(symbols)} symbols, {len(feed.specs)} connections, "
                      f"ws {opts.ws_url}, rest {opts.rest_url} -> {dd.root}")
             tasks = [asyncio.create_task(feed.run()), asyncio.create_task(

@@ -140,4 +140,6 @@ async def serve_metrics(runner: LiveRunner, port: int) -> web.AppRunner:
     await web_runner.setup()
     site = web.TCPSite(web_runner, "127.0.0.1", port)
     await site.start()
+    host, bound = web_runner.addresses[0][:2]
+    runner.metrics_url = f"http://{host}:{bound}"
     return web_runner

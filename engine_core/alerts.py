@@ -90,7 +90,15 @@ def initial_alert_state(symbols: Sequence[str], ticks_per_bucket: int) -> AlertS
                       stable_ticks=(0,) * len(symbols))
 
 
-def _token_alert(kind: AlertKind, r: Record, symbol: str) -> Alert:
+def bucket_name(ticks_per_bucket: int) -> str:
+    """"15-minute" for the default 3600 ticks; the demo's compressed buckets say so too."""
+    ms = ticks_per_bucket * 250
+    if ms % 60_000 == 0:
+        return f"{ms // 60_000}-minute"
+    return f"{ms / 1000:g}-second"
+
+
+def _token_alert(kind: AlertKind, r: Record, symbol: str, bucket: str = "15-minute") -> Alert:
     fsm = StructuralState(r.fsm)
     cost = r.trigger_cost / 100
     text = {
@@ -100,8 +108,8 @@ def _token_alert(kind: AlertKind, r: Record, symbol: str) -> Alert:
                                             f"pulled (trigger cost {cost:.2f})",
         AlertKind.STRUCTURAL_UNWIND: f"{symbol} is UNWINDING: liquidations and open interest "
                                      f"leaving",
-        AlertKind.STABLE_15M_ALERT: f"{symbol} stayed {fsm.name} or worse through the whole "
-                                    f"15-minute bucket",
+        AlertKind.STABLE_15M_ALERT: f"{symbol} stayed FRAGILE or TRIGGER_READY through the "
+                                    f"whole {bucket} bucket",
     }[kind]
     return Alert(tick_id=r.tick_id, kind=kind, token_id=r.token_id, symbol=symbol, fsm=fsm,
                  tier=Tier(r.tier), cluster=ClusterState(r.cluster), phase=EventPhase(r.phase),
@@ -163,7 +171,8 @@ def evaluate(state: AlertState, records: Sequence[Record]
         new_stable.append(s)
         if bucket_closes and s == tpb:
             mask |= BIT_STABLE
-            token_alerts.append(_token_alert(AlertKind.STABLE_15M_ALERT, r, symbols[i]))
+            token_alerts.append(_token_alert(AlertKind.STABLE_15M_ALERT, r, symbols[i],
+                                             bucket_name(tpb)))
         masks.append(mask)
 
     alerts: list[Alert] = []

@@ -160,9 +160,11 @@ def validate(event: MarketEvent) -> tuple[str, str] | None:
         if not _is_num(rate) or not math.isfinite(rate) or abs(rate) > MAX_ABS_FUNDING:
             return "funding_rate", f"funding_rate must be a finite rate, got {rate!r}"
     elif cls is OpenInterestReceived:
+        # zero is refused too: a symbol with open interest has some, and a zero would seed
+        # the OI baselines at nothing (every later value would look like an infinite build-up)
         oi = event.open_interest  # type: ignore[union-attr]
-        if not _is_num(oi) or not math.isfinite(oi) or oi < 0 or oi > MAX_ABS_VALUE:
-            return "open_interest", f"open_interest must be a finite number >= 0, got {oi!r}"
+        if not _is_num(oi) or not math.isfinite(oi) or oi <= 0 or oi > MAX_ABS_VALUE:
+            return "open_interest", f"open_interest must be a finite number > 0, got {oi!r}"
     elif cls is DataHealthReceived and not isinstance(event.kind, HealthKind):  # type: ignore[union-attr]
         return "kind", f"kind must be a HealthKind, got {event.kind!r}"  # type: ignore[union-attr]
     return None

@@ -41,6 +41,9 @@ class FakeConfig:
     max_incoming_bytes: int = 64 * 1024
     #: Kept agg trades per symbol for REST `aggTrades`.
     trade_history: int = 200_000
+    #: Open interest served before any was published (None: answer -1121 like an unlisted
+    #: symbol, never a made-up zero that would seed a client's baselines at nothing).
+    initial_open_interest: float | None = None
 
 
 @attrs.define(kw_only=True)

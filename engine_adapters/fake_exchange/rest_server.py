@@ -179,9 +179,13 @@ class RestApi:
         sym, err = self._symbol(request)
         if err is not None or sym is None:
             return err or self._ok("{}")
-        ev = self.market.open_interest.get(sym) or OpenInterestReceived(
-            symbol=sym, exchange_ts=time.time_ns() // 1_000_000, open_interest=0.0
-        )
+        ev = self.market.open_interest.get(sym)
+        if ev is None and self.config.initial_open_interest is not None:
+            ev = OpenInterestReceived(symbol=sym, exchange_ts=time.time_ns() // 1_000_000,
+                                      open_interest=self.config.initial_open_interest)
+        if ev is None:  # nothing published yet: like an unknown symbol, never a made-up zero
+            return web.Response(status=400, text=render.ERROR_INVALID_SYMBOL_BODY,
+                                content_type=_JSON)
         return self._ok(render.open_interest_body(ev))
 
     def _default_premium(self, sym: str) -> FundingReceived:

@@ -111,3 +111,49 @@ def test_a_restart_on_the_same_data_dir_continues_the_log(tmp_path: Path) -> Non
 ])
 def test_live_usage_errors(argv: list[str], code: int) -> None:
     assert main(argv) == code
+
+
+def test_metrics_and_health_are_served_while_live(tmp_path: Path) -> None:
+    import aiohttp
+
+    async def body() -> tuple[str, dict[str, object]]:
+        start_ms = time.time_ns() // 1_000_000 // 1000 * 1000
+        sim = MarketSimulator(SYMBOLS, [Segment(name="busy", seconds=8, leader=BUSY,
+                                                bystander=BUSY)], seed=4, start_ms=start_ms)
+        async with FakeBinance(SYMBOLS) as fake:
+            player = fake.play(sim.events())
+            opts = LiveOptions(data_dir=tmp_path / "dd", cfg=ec.Config(), symbols=SYMBOLS,
+                               duration_s=3.0, ws_url=fake.ws_base, rest_url=fake.rest_base,
+                               metrics_port=0, fsync="none", ws_config=FAST_WS,
+                               rest_config=FAST_REST)
+            runner = LiveRunner(opts, say=lambda _m: None)
+            engine = asyncio.create_task(runner.run())
+            await asyncio.sleep(2.0)
+            assert runner.metrics_url is not None
+            async with aiohttp.ClientSession() as http:
+                async with http.get(runner.metrics_url + "/metrics") as r:
+                    text = await r.text()
+                async with http.get(runner.metrics_url + "/health") as r:
+                    health = await r.json()
+            await engine
+            player.cancel()
+            return text, health
+
+    text, health = asyncio.run(body())
+    for name in ("engine_ticks_total", "engine_tick_lag_ms", "engine_ws_reconnects_total",
+                 "engine_rest_weight_used", "engine_quarantined_total", "engine_log_bytes",
+                 'engine_events_by_stream_total{source="TradeReceived"}'):
+        assert name in text, name
+    assert health["ok"] is True and isinstance(health["last_tick"], int)
+
+
+def test_demo_runs_end_to_end_shortened_and_verifies(tmp_path: Path) -> None:
+    from engine_app.demo import run_demo
+
+    dd = tmp_path / "demo"
+    res = asyncio.run(run_demo(dd, scale=0.003, say=lambda _m: None, align=False))
+    st = res.session.stats
+    assert st.ticks > 40 and st.events_accepted > 1000
+    assert {"BUILD", "PRESSURE"} <= st.states_reached
+    assert verify(dd).exit_code == 0
+    assert res.seconds < 40

@@ -12,12 +12,14 @@ from engine_adapters.fake_exchange import FakeBinance, FakeConfig, Faults
 from engine_core.events import FundingReceived, HealthKind, OpenInterestReceived
 
 OI = {"symbol": "BTCUSDT"}
+#: Symbols that already have open interest to serve.
+SEEDED = FakeConfig(initial_open_interest=1000.0)
 
 
 def test_429_retry_after_is_honoured_without_earning_a_ban(arun: Any) -> None:
     async def body() -> None:
         faults = Faults(rest_429_next=1, retry_after_s=1)
-        async with FakeBinance(["BTCUSDT"], faults=faults) as fake, RestClient(
+        async with FakeBinance(["BTCUSDT"], faults=faults, config=SEEDED) as fake, RestClient(
             fake.rest_base, config=RestClientConfig(retry_base_s=0.01)
         ) as rest:
             await fake.publish(OpenInterestReceived(symbol="BTCUSDT", exchange_ts=5,
@@ -40,7 +42,7 @@ def test_418_ban_stops_every_request_until_it_ends(arun: Any) -> None:
     async def body() -> None:
         faults = Faults(rest_418_next=1, ban_s=1.5)
         health: list[HealthNotice] = []
-        async with FakeBinance(["BTCUSDT"], faults=faults) as fake, RestClient(
+        async with FakeBinance(["BTCUSDT"], faults=faults, config=SEEDED) as fake, RestClient(
             fake.rest_base, on_health=health.append
         ) as rest:
             loop = asyncio.get_running_loop()
@@ -60,7 +62,7 @@ def test_418_ban_stops_every_request_until_it_ends(arun: Any) -> None:
 def test_5xx_is_retried_with_backoff(arun: Any) -> None:
     async def body() -> None:
         faults = Faults(rest_5xx_next=2)
-        async with FakeBinance(["BTCUSDT"], faults=faults) as fake, RestClient(
+        async with FakeBinance(["BTCUSDT"], faults=faults, config=SEEDED) as fake, RestClient(
             fake.rest_base, config=RestClientConfig(retry_base_s=0.02)
         ) as rest:
             res = await rest.request(OPEN_INTEREST, OI)
@@ -73,7 +75,7 @@ def test_5xx_is_retried_with_backoff(arun: Any) -> None:
 def test_slow_answer_times_out_and_is_retried(arun: Any) -> None:
     async def body() -> None:
         faults = Faults(rest_slow_next=1, rest_slow_s=2.0)
-        async with FakeBinance(["BTCUSDT"], faults=faults) as fake, RestClient(
+        async with FakeBinance(["BTCUSDT"], faults=faults, config=SEEDED) as fake, RestClient(
             fake.rest_base, config=RestClientConfig(timeout_s=0.3, retry_base_s=0.02)
         ) as rest:
             res = await rest.request(OPEN_INTEREST, OI)
@@ -87,7 +89,7 @@ def test_budget_keeps_the_client_under_the_exchange_limit(arun: Any) -> None:
     """Limit 20 per 1 s window; 45 requests must spread over windows with no 429."""
 
     async def body() -> None:
-        cfg = FakeConfig(weight_limit=20, weight_window_s=1.0)
+        cfg = FakeConfig(weight_limit=20, weight_window_s=1.0, initial_open_interest=1000.0)
         async with FakeBinance(["BTCUSDT"], config=cfg) as fake, RestClient(
             fake.rest_base, config=RestClientConfig(weight_limit=20, window_s=1.0)
         ) as rest:
@@ -104,7 +106,7 @@ def test_pollers_cover_every_symbol_and_deliver_raw_answers(arun: Any) -> None:
 
     async def body() -> None:
         got: list[tuple[int, str, str, int, str]] = []
-        async with FakeBinance(syms) as fake, RestClient(
+        async with FakeBinance(syms, config=SEEDED) as fake, RestClient(
             fake.rest_base, on_response=lambda *a: got.append(a),
             config=RestClientConfig(oi_interval_s=0.3, premium_interval_s=0.4),
         ) as rest:

@@ -18,7 +18,7 @@ from tests.drive import run
 
 DEMO_TOML = Path(__file__).resolve().parents[2] / "engine_app" / "resources" / "demo.toml"
 SYMBOLS = tuple(sorted(s.symbol for s in DEFAULT_SPECS))
-GOLDEN_SHA256 = "7942fae1bd85a3735960ce4eac5c4e06f8c74dea708e5a5d6a618a0bc407554b"
+GOLDEN_SHA256 = "1fbfb8a2bed009552791e6fded78e286a7a4f357aecd2cf0b237748bac022ea6"
 
 
 def test_demo_market_gives_the_pinned_log_digest() -> None:
