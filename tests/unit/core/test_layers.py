@@ -1,0 +1,170 @@
+"""Unit tests of the per-token layers: features, tier, trigger cost, and the public API."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+import engine_core as ec
+from engine_core import features, tier, trigger_cost
+from engine_core.canonical import make_batch
+from engine_core.config import FeatureConfig, TierConfig, TriggerCostConfig
+from engine_core.features import EmaWeights, FeatureFrame, FeatureParams, FeatureState
+from engine_core.states import Quality, Tier
+
+P = FeatureParams.from_config(FeatureConfig(warmup_ticks=2, stale_book_ticks=3,
+                                            health_hold_ticks=4))
+T0 = 7_000_000_000
+
+
+def batch(tick: int, *events: ec.MarketEvent) -> ec.CanonicalBatch:
+    q = ec.CanonicalEngine(["BTCUSDT"])
+    for e in events:
+        assert q.ingest(e) is None, e
+    return q.flush(tick)[0]
+
+
+def step(st: FeatureState, w: EmaWeights, b: ec.CanonicalBatch
+         ) -> tuple[FeatureState, EmaWeights, FeatureFrame]:
+    w = w.advance(P)
+    st, f = features.extract(st, b, P, w)
+    return st, w, f
+
+
+def trade(ts: int, price: float, qty: float, maker: bool, tid: int = 0) -> ec.TradeReceived:
+    return ec.TradeReceived(symbol="BTCUSDT", exchange_ts=ts, price=price, qty=qty,
+                            buyer_is_maker=maker, trade_id=tid)
+
+
+def book(ts: int, bid: float, ask: float, uid: int = 0) -> ec.BookTickerReceived:
+    return ec.BookTickerReceived(symbol="BTCUSDT", exchange_ts=ts, bid=bid, bid_qty=2.0,
+                                 ask=ask, ask_qty=3.0, update_id=uid)
+
+
+def test_trade_delta_is_aggressive_buys_minus_sells() -> None:
+    st, w = FeatureState(session_tick=T0), EmaWeights()
+    st, w, f = step(st, w, batch(T0, trade(T0 * 250, 100.0, 2.0, False),
+                                 trade(T0 * 250, 100.0, 0.5, True)))
+    assert f.trade_count == 2 and f.trade_volume == 2.5 and f.trade_notional == 250.0
+    assert f.trade_delta == 150.0  # 200 bought aggressively, 50 sold
+    assert f.delta_ratio == pytest.approx(0.6)
+
+
+def test_book_spread_mid_and_stale_updates_ignored() -> None:
+    st, w = FeatureState(session_tick=T0), EmaWeights()
+    st, w, f = step(st, w, batch(T0, book(T0 * 250, 99.0, 101.0, uid=10),
+                                 book(T0 * 250 + 1, 90.0, 110.0, uid=5)))  # older id: ignored
+    assert f.mid == 100.0 and f.spread_pct == pytest.approx(2.0)
+    assert not f.quality & Quality.NO_BOOK
+    for k in range(1, 4):
+        st, w, f = step(st, w, batch(T0 + k))
+    assert f.quality & Quality.STALE_BOOK  # 3 ticks without a book update
+
+
+def test_liquidations_imbalance_and_saturation() -> None:
+    st, w = FeatureState(session_tick=T0), EmaWeights()
+    liq = [ec.LiquidationReceived(symbol="BTCUSDT", exchange_ts=(T0 * 250) + 1000 * s,
+                                  side=ec.Side.SELL, price=100.0, qty=1.0) for s in range(2)]
+    st, w, f = step(st, w, batch(T0, liq[0]))
+    assert f.liq_long_notional == 100.0 and f.liquidation_imbalance == 1.0
+    assert not f.quality & Quality.LIQUIDATION_SATURATED
+    st, w, f = step(st, w, batch(T0 + 4, liq[1]))  # one liquidation in consecutive seconds
+    assert f.quality & Quality.LIQUIDATION_SATURATED
+
+
+def test_health_events_raise_sticky_flags_and_stale_feed_until_resumed() -> None:
+    st, w = FeatureState(session_tick=T0), EmaWeights()
+
+    def health(kind: ec.HealthKind) -> ec.DataHealthReceived:
+        return ec.DataHealthReceived(symbol="BTCUSDT", exchange_ts=T0 * 250, kind=kind)
+
+    st, w, f = step(st, w, batch(T0, health(ec.HealthKind.TRADE_GAP),
+                                 health(ec.HealthKind.STREAM_STALE)))
+    assert f.quality & Quality.TRADE_GAP and f.quality & Quality.FEED_STALE
+    for k in range(1, 5):
+        st, w, f = step(st, w, batch(T0 + k))
+    assert not f.quality & Quality.TRADE_GAP  # held for health_hold_ticks only
+    assert f.quality & Quality.FEED_STALE  # until the shell says it resumed
+    st, w, f = step(st, w, batch(T0 + 5, health(ec.HealthKind.STREAM_RESUMED)))
+    assert not f.quality & Quality.FEED_STALE
+
+
+def test_open_interest_velocity_and_build_up() -> None:
+    st, w = FeatureState(session_tick=T0), EmaWeights()
+    oi = [ec.OpenInterestReceived(symbol="BTCUSDT", exchange_ts=T0 * 250 + k, open_interest=v)
+          for k, v in enumerate((1000.0, 1100.0))]
+    st, w, f = step(st, w, batch(T0, oi[0]))
+    assert f.oi == 1000.0 and f.oi_velocity == 0.0 and f.oi_build == 0.0
+    st, w, f = step(st, w, batch(T0 + 1, oi[1]))
+    # the 1-hour norm lags more than the 1-minute one: the build-up reads higher
+    assert 0.0 < f.oi_velocity < f.oi_build
+
+
+def frame(**kw: float) -> FeatureFrame:
+    base = {a.name: 0 for a in attrs.fields(FeatureFrame)}
+    base.update(volume_ratio=1.0, spread_ratio=1.0, depth_ratio=1.0, vol_ratio=1.0)
+    base.update(kw)
+    return FeatureFrame(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kw,want", [
+    ({}, Tier.TIER_NEUTRAL),
+    ({"oi_velocity": 0.001, "volume_ratio": 1.5}, Tier.TIER_EXPANSION),
+    ({"oi_build": 0.01}, Tier.TIER_EXPANSION),
+    ({"oi_build": 0.03, "funding_rate": 0.0005}, Tier.TIER_OVERLEVERAGED),
+    ({"oi_build": 0.03, "premium_pct": -0.08}, Tier.TIER_OVERLEVERAGED),
+    ({"oi_build": 0.03}, Tier.TIER_EXPANSION),
+    ({"oi_velocity": -0.01, "liq_intensity": 0.1}, Tier.TIER_EXHAUSTED),
+    ({"oi_velocity": -0.01, "oi_build": 0.05, "funding_rate": 0.001, "volume_ratio": 3.0},
+     Tier.TIER_EXHAUSTED),
+    ({"oi_build": 0.05, "funding_rate": 0.001, "quality": float(Quality.WARMUP)},
+     Tier.TIER_NEUTRAL),
+])
+def test_tier_classification_priority(kw: dict[str, float], want: Tier) -> None:
+    f = frame(**{k: (int(v) if k == "quality" else v) for k, v in kw.items()})
+    assert tier.classify(f, TierConfig()) == want
+
+
+def test_tier_needs_persistence() -> None:
+    c = TierConfig(persist_ticks=3)
+    ctx = tier.TierContext()
+    hot = frame(oi_build=0.01)
+    for _ in range(2):
+        ctx = tier.update(ctx, hot, c)
+        assert ctx.tier == Tier.TIER_NEUTRAL
+    ctx = tier.update(ctx, hot, c)
+    assert ctx.tier == Tier.TIER_EXPANSION and ctx.age == 0
+
+
+def test_trigger_cost_components_move_the_right_way() -> None:
+    c = TriggerCostConfig()
+    calm = trigger_cost.compute(frame(), int(Tier.TIER_NEUTRAL), c)
+    assert calm.density == 100.0 and calm.compression == 0.0 and calm.cost == 100.0
+    thin = trigger_cost.compute(frame(depth_ratio=0.3), int(Tier.TIER_NEUTRAL), c)
+    assert thin.density == 0.0 and thin.cost == 75.0
+    coiled = trigger_cost.compute(frame(vol_ratio=0.2), int(Tier.TIER_NEUTRAL), c)
+    assert coiled.compression == 100.0
+    divergent = trigger_cost.compute(frame(oi_build=0.02), int(Tier.TIER_NEUTRAL), c)
+    assert divergent.divergence == 100.0
+    crowded = trigger_cost.compute(frame(oi_build=0.02), int(Tier.TIER_OVERLEVERAGED), c)
+    assert crowded.cost < divergent.cost  # the regime scales the fragility
+
+
+def test_public_api_is_complete_and_documented() -> None:
+    for name in ec.__all__:
+        obj = getattr(ec, name)
+        assert obj is not None, name
+    for name in ("Config", "step", "initial_state", "CanonicalEngine", "Record", "Alert"):
+        assert getattr(ec, name).__doc__, name
+    assert ec.RECORD_SIZE == 64 and ec.FORMAT_VERSION >= 1 and ec.CONFIG_VERSION >= 1
+
+
+def test_step_rejects_misuse_with_clear_messages() -> None:
+    st = ec.initial_state(ec.Config(), ["BTCUSDT"])
+    st, _r, _a = ec.step(st, ec.empty_tick(1, 10), 10)
+    with pytest.raises(ValueError, match="got 12 after 10"):
+        ec.step(st, ec.empty_tick(1, 12), 12)
+    with pytest.raises(ValueError, match="one batch per token"):
+        ec.step(st, ec.empty_tick(2, 11), 11)
+    with pytest.raises(ValueError, match="expected token 0 tick 11"):
+        ec.step(st, (make_batch(0, 99, ()),), 11)
