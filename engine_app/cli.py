@@ -122,8 +122,17 @@ def cmd_run(a: argparse.Namespace) -> int:
     say(f"run: {cap} -> {dd.root} ({len(symbols)} symbols, config {cfg.digest().hex()[:12]})")
     t0 = time.perf_counter()
     session = Session(dd, cfg, symbols, engine_version=ENGINE_VERSION, fsync=a.fsync)
+    from engine_app.view import progress
+
     try:
-        lines = run_capture(session, cap)
+        with progress(None, f"run {cap.name} (lines)") as advance:
+            seen = [0]
+
+            def on_lines(n: int) -> None:
+                advance(n - seen[0])
+                seen[0] = n
+
+            lines = run_capture(session, cap, progress=on_lines)
     finally:
         session.close()
     elapsed = time.perf_counter() - t0
@@ -133,7 +142,17 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 def cmd_verify(a: argparse.Namespace) -> int:
     dd = _existing_dir(a.dir)
-    report = verify(dd.root, check_alerts=not a.no_alerts)
+    from engine_app.view import progress
+
+    with progress(None, "verify (records)") as advance:
+        seen = [0]
+
+        def on_progress(done: int, _total: int) -> None:
+            if done > seen[0]:
+                advance(done - seen[0])
+                seen[0] = done
+
+        report = verify(dd.root, check_alerts=not a.no_alerts, progress=on_progress)
     (print if report.exit_code == 0 else say)(report.message)
     if a.json:
         print(json.dumps({"status": report.status.name, "exit_code": report.exit_code,

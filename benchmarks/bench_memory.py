@@ -1,0 +1,74 @@
+"""Memory over a long run: RSS at the start and end of a 1-hour-equivalent virtual-clock session.
+
+    .venv/bin/python benchmarks/bench_memory.py [--symbols 10] [--hours 1.0]
+
+The simulated market is generated lazily and fed message by message through the same
+`Session` the live path uses (virtual clock = receive times, as `run` does), writing the
+real log, journal and alerts into a temporary data dir. Target (issue 5): memory flat over a
+long run — the shell holds at most one tick of events, the core a fixed state per symbol.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import engine_core as ec
+from engine_adapters.binance import render
+from engine_adapters.simulation import MarketSimulator, Regime, Segment
+from engine_app.datadir import ENGINE_VERSION, DataDir
+from engine_app.session import Session, tick_of
+
+
+def rss_mib() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--symbols", type=int, default=10)
+    ap.add_argument("--hours", type=float, default=1.0)
+    args = ap.parse_args()
+    symbols = sorted(f"S{i:02d}USDT" for i in range(args.symbols))
+    busy = Regime(activity=1.0, vol_bps_s=4.0, liq_prob=0.2, liq_size=0.05)
+    sim = MarketSimulator(symbols, [Segment(name="busy", seconds=args.hours * 3600,
+                                            leader=busy, bystander=busy)], seed=9)
+    with tempfile.TemporaryDirectory() as tmp:
+        s = Session(DataDir(Path(tmp)), ec.Config(), symbols, engine_version=ENGINE_VERSION,
+                    fsync="none")
+        start = rss_mib()
+        samples = [start]
+        nxt: int | None = None
+        n = 0
+        t0 = time.perf_counter()
+        mark = sim.start_ms + 600_000
+        for recv, ev in sim.events():
+            t = tick_of(recv)
+            if nxt is None:
+                nxt = t
+            while nxt < t:
+                s.step_tick(nxt)
+                nxt += 1
+            payload = render.render_payload(ev)
+            if payload is not None:
+                s.on_frame(recv, payload)
+            n += 1
+            if recv >= mark:
+                samples.append(rss_mib())
+                mark += 600_000
+        s.close()
+        end = rss_mib()
+    el = time.perf_counter() - t0
+    print(f"{n:,} events, {s.stats.ticks:,} ticks ({args.hours:g} h of market) in {el:.0f} s")
+    print("RSS every 10 min (MiB): " + " ".join(f"{x:.0f}" for x in samples))
+    print(f"RSS start {start:8.1f} MiB   end {end:8.1f} MiB   growth {end - start:+.1f} MiB "
+          f"(target: flat; no per-event or per-tick accumulation)")
+
+
+if __name__ == "__main__":
+    main()
