@@ -68,6 +68,17 @@ def load_config(path: str | None) -> ec.Config:
     return load_config_file(path)[0]
 
 
+def fsync_policy(text: str) -> str:
+    """argparse type of --fsync: none | tick | interval:N, checked before anything is written."""
+    from engine_adapters.storage import FsyncPolicy
+
+    try:
+        FsyncPolicy.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def parse_symbols(text: str) -> tuple[str, ...]:
     syms = sorted({s.strip().upper() for s in text.split(",") if s.strip()})
     bad = [s for s in syms if not re.fullmatch(r"[A-Z0-9]{2,30}", s)]
@@ -201,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--data-dir", help="output data dir (default: data/<capture name>)")
     r.add_argument("--config", help="TOML config file (default: built-in defaults)")
     r.add_argument("--symbols", help="universe, e.g. BTCUSDT,ETHUSDT (default: from capture)")
-    r.add_argument("--fsync", default="interval:4", help="none | tick | interval:N")
+    r.add_argument("--fsync", default="interval:4", type=fsync_policy,
+                   help="none | tick | interval:N (default interval:4)")
     r.add_argument("--json", action="store_true", help="summary as one JSON object")
     r.set_defaults(func=cmd_run)
 

@@ -21,6 +21,7 @@ from engine_app.cli import (
     EXIT_OK,
     InputError,
     UsageError,
+    fsync_policy,
     load_config_file,
     parse_symbols,
     say,
@@ -90,7 +91,8 @@ def _options(a: argparse.Namespace, cfg: Any, data_dir: Path) -> LiveOptions:
         top=a.top, duration_s=a.duration, ws_url=a.ws_url, rest_url=a.rest_url,
         metrics_port=getattr(a, "metrics_port", None),
         capture=Path(a.capture) if getattr(a, "capture", None) else None,
-        fsync=getattr(a, "fsync", "interval:4"))
+        fsync=getattr(a, "fsync", "interval:4"),
+        allow_config_change=getattr(a, "allow_config_change", False))
 
 
 def cmd_live(a: argparse.Namespace) -> int:
@@ -190,7 +192,10 @@ def add_commands(sub: Any) -> None:
     lv.add_argument("--data-dir", help="data dir (default data/live; a restart continues it)")
     lv.add_argument("--metrics-port", type=int, help="serve /metrics and /health on 127.0.0.1")
     lv.add_argument("--capture", help="also record every raw message to this capture file")
-    lv.add_argument("--fsync", default="interval:4", help="none | tick | interval:N")
+    lv.add_argument("--fsync", default="interval:4", type=fsync_policy,
+                    help="none | tick | interval:N (default interval:4)")
+    lv.add_argument("--allow-config-change", action="store_true",
+                    help="continue a data dir written with another config (new segment)")
     lv.add_argument("--json", action="store_true", help="alerts as JSON lines, no live view")
     lv.set_defaults(func=cmd_live)
 

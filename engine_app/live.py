@@ -216,6 +216,9 @@ class LiveRunner:
                 for t in list(self._backfills):
                     t.cancel()
                 await asyncio.gather(*tasks, *self._backfills, return_exceptions=True)
+                # the tick in progress: its messages are stepped, not dropped
+                with contextlib.suppress(ValueError):
+                    session.drain()
                 if metrics_runner is not None:
                     await metrics_runner.cleanup()
                 session.close()

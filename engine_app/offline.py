@@ -68,10 +68,5 @@ def run_capture(session: Session, path: Path, *, progress: ProgressFn | None = N
                 gap = None if item.first is None or item.last is None else \
                     IdGap(symbol=item.symbol, first=item.first, last=item.last)
                 session.on_health(item.recv_ms, item.symbol, kind, item.count, gap=gap)
-    # step the tick holding the last messages, so nothing received is left unprocessed
-    last = session.pending_tick()
-    if last is not None and nxt is not None:
-        while nxt <= last:
-            session.step_tick(nxt)
-            nxt += 1
+    session.drain()  # the tick holding the last messages, so nothing received is left out
     return n

@@ -102,6 +102,8 @@ class Session:
         self._pending: collections.deque[
             tuple[int, ec.MarketEvent, int, str, str, int | None]] = collections.deque()
         self._stepped: int | None = None
+        #: Tick of the newest message taken (what `drain` must step up to).
+        self.last_message_tick: int | None = None
         self.last_records: tuple[ec.Record, ...] = ()
         self.recent_alerts: collections.deque[ec.Alert] = collections.deque(maxlen=20)
         self._closed = False
@@ -152,6 +154,8 @@ class Session:
             return
         text = raw if isinstance(raw, str) else ""
         t = recv_ms // TICK_MS + 1
+        if self.last_message_tick is None or t > self.last_message_tick:
+            self.last_message_tick = t
         stepped = self._stepped
         # the common case: the message belongs to the tick being filled (or is late for an
         # already stepped one), so its events go into the core's queue at once
@@ -194,6 +198,8 @@ class Session:
     def _queue(self, recv_ms: int, ev: ec.MarketEvent, source: str, raw: str,
                line_no: int | None) -> None:
         t = recv_ms // TICK_MS + 1
+        if self.last_message_tick is None or t > self.last_message_tick:
+            self.last_message_tick = t
         nxt = self._stepped
         if nxt is not None and t <= nxt + 1 and not self._pending:
             # the common case: it belongs to the tick being filled, so queue it in the core now
@@ -276,6 +282,24 @@ class Session:
             t, ev, recv_ms, source, raw, line_no = pend.popleft()
             self._ingest(ev, recv_ms, source, raw, line_no)
         return records, alerts
+
+    def drain(self) -> int:
+        """Step every tick up to the newest message's, so nothing received stays unstepped.
+
+        `run` calls it at the end of a capture, `live` at shutdown (after the feeds stopped):
+        the messages of the tick in progress are stepped then rather than dropped.
+        """
+        n = 0
+        last = self.last_message_tick
+        if last is None:
+            return 0
+        nxt = self.pending_tick() if self._stepped is None or self.state.last_tick is None \
+            else self._stepped + 1
+        while nxt is not None and nxt <= last:
+            self.step_tick(nxt)
+            nxt += 1
+            n += 1
+        return n
 
     def log_bytes(self) -> int:
         """Bytes in the log segments (a metric)."""

@@ -15,7 +15,7 @@ from engine_adapters.binance.ws_client import WsClientConfig
 from engine_adapters.fake_exchange import FakeBinance
 from engine_adapters.fake_exchange.faults import Faults
 from engine_adapters.simulation import MarketSimulator, Regime, Segment
-from engine_adapters.storage import read_log, replay, verify
+from engine_adapters.storage import iter_journal, read_log, replay, verify
 from engine_app.cli import main
 from engine_app.live import LiveOptions, LiveRunner
 from engine_app.session import Session
@@ -63,6 +63,9 @@ def test_live_writes_a_data_dir_that_verifies_replays_and_matches_run_of_its_cap
     session, _runner = asyncio.run(live_session(dd, 3.0, capture=cap))
     st = session.stats
     assert st.ticks >= 8 and st.events_accepted > 200 and st.rejected == 0
+    health = st.health_notices
+    journaled = sum(len(b.events) for t in iter_journal(dd) for b in t.batches)
+    assert journaled == st.events_accepted + health  # the last tick's messages were stepped
     assert verify(dd).exit_code == 0
     assert replay(dd, tmp_path / "re", compare=True).exit_code == 0
     # run of the capture made by this live session reproduces its log tick for tick

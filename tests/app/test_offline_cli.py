@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 
 from engine_adapters.capture import CaptureWriter
 from engine_adapters.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
+from engine_adapters.storage import iter_journal
 from engine_adapters.synthetic_capture import capture_lines, write_capture
 from engine_app.cli import main
 from tests.property.streams import streams
@@ -52,6 +53,9 @@ def test_run_writes_a_data_dir_that_verifies_and_replays(capture: Path, tmp_path
                                          "UNWIND", "COOLDOWN"]
     for sub in ("log", "journal", "alerts.jsonl", "quarantine.jsonl", "manifest.json"):
         assert (dd / sub).exists(), sub
+    # nothing accepted is left out: every accepted event is in the journal (last tick too)
+    journaled = sum(len(b.events) for t in iter_journal(dd) for b in t.batches)
+    assert journaled == summary["events_accepted"]
     assert main(["verify", str(dd)]) == 0
     assert "reproduced" in capsys.readouterr().out
     assert main(["replay", str(dd), "--out", str(tmp_path / "re"), "--compare"]) == 0
