@@ -179,7 +179,8 @@ def check_compatible(h: SegmentHeader, path: Path | str, *, config_digest: bytes
     if h.config_digest != config_digest and not allow_config_change:
         raise StorageError(path, 32, f"config digest {h.config_digest.hex()} differs from "
                                      f"this run's {config_digest.hex()}; pass the original "
-                                     f"config, or allow the change explicitly (live: --allow-config-change)")
+                                     f"config, or allow the change explicitly "
+                                     f"(live: --allow-config-change)")
 
 
 def fsync_dir(folder: Path) -> None:
