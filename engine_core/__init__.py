@@ -30,7 +30,14 @@ from engine_core.events import (
 from engine_core.ingest import CanonicalEngine
 from engine_core.normalize import EventNormalizer, Rejection, validate
 from engine_core.pipeline import EngineState, initial_state, step
-from engine_core.record import FIELDS, FORMAT_VERSION, RECORD_SIZE, ChecksumError, Record
+from engine_core.record import (
+    FIELDS,
+    FORMAT_VERSION,
+    RECORD_SIZE,
+    ChecksumError,
+    Record,
+    TickRecords,
+)
 from engine_core.states import (
     AlertKind,
     ClusterState,
@@ -76,6 +83,7 @@ __all__ = [
     "Side",
     "SourceType",
     "StructuralState",
+    "TickRecords",
     "Tier",
     "TradeReceived",
     "alert_bit",

@@ -27,15 +27,19 @@ from engine_core.features import EmaWeights, FeatureFrame, FeatureParams, Featur
 from engine_core.fsm import Compiled
 from engine_core.phase import PhaseContext
 from engine_core.record import (
+    BODY,
     BPS_SCALE,
     FUNDING_SCALE,
     I16_MAX,
     I32_MAX,
     OI_SCALE,
     PCT_SCALE,
+    REC_TOKEN,
     SCORE_SCALE,
     U16_MAX,
     Record,
+    TickRecords,
+    crc32c,
     q_signed,
     q_unit,
 )
@@ -47,6 +51,9 @@ MAX_TOKENS = U16_MAX
 _SESSION_START = int(Quality.SESSION_START)
 _CLUSTER_DEGRADED = int(Quality.CLUSTER_DEGRADED)
 _U32_MAX = 2**32 - 1
+_pack = BODY.pack
+_crc = crc32c
+_ALERTS_AT = 15  # byte offset of the alert mask in a record
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -157,42 +164,56 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
             ph = phase_fsm.update(ph, cl.state, cfg.phase, params.phase)
 
     extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if cl.degraded else 0)
-    records = [
-        _record(tick_id, i, frame, tctx.tier, tc, sc, fsm, cl.state, ph, extra)
-        for i, (frame, tctx, tc, sc, fsm) in enumerate(parts)
-    ]
+    records: list[Record] = []
+    bodies: list[bytes] = []
+    for i, (frame, tctx, tc, sc, fsm) in enumerate(parts):
+        rec, body = _record(tick_id, i, frame, tctx.tier, tc, sc, fsm, cl.state, ph, extra)
+        records.append(rec)
+        bodies.append(body)
     alert_state, masks, alerts = evaluate(state.alerts, records)
     for i, m in enumerate(masks):
         if m:
             records[i] = attrs.evolve(records[i], alerts=m)
+            b = bodies[i]
+            bodies[i] = b[:_ALERTS_AT] + bytes((m,)) + b[_ALERTS_AT + 1:]
+    data = b"".join([x for b in bodies for x in (b, _crc(b).to_bytes(4, "little"))])
     new_state = EngineState(config=cfg, symbols=state.symbols, params=params, last_tick=tick_id,
                             weights=weights, tokens=tuple(new_tokens), cluster=cl, phase=ph,
                             alerts=alert_state)
-    return new_state, tuple(records), alerts
+    return new_state, TickRecords(tuple(records), data), alerts
 
 
 def _record(tick_id: int, token_id: int, f: FeatureFrame, tier_state: int,
             tc: trigger_cost.TriggerCost, sc: structural.Scores, fsm: FsmContext,
-            cluster_state: int, ph: PhaseContext, extra_quality: int) -> Record:
-    """Quantize one token's tick into its record (alert bits are added by the caller)."""
-    return Record(
+            cluster_state: int, ph: PhaseContext, extra_quality: int) -> tuple[Record, bytes]:
+    """Quantize one token's tick into its record and its first 60 bytes (alert bits 0)."""
+    quality = f.quality | extra_quality
+    cost = q_unit(tc.cost, PCT_SCALE, 10000)
+    pressure = q_unit(sc.pressure, SCORE_SCALE, 10000)
+    fragile = q_unit(sc.fragile, SCORE_SCALE, 10000)
+    trigger = q_unit(sc.trigger, SCORE_SCALE, 10000)
+    unwind = q_unit(sc.unwind, SCORE_SCALE, 10000)
+    density = q_unit(tc.density, PCT_SCALE, 10000)
+    compression = q_unit(tc.compression, PCT_SCALE, 10000)
+    divergence = q_unit(tc.divergence, PCT_SCALE, 10000)
+    elasticity = q_unit(tc.elasticity, PCT_SCALE, 10000)
+    age = fsm.age if fsm.age < _U32_MAX else _U32_MAX
+    n_events = f.n_events if f.n_events < U16_MAX else U16_MAX
+    liq = q_signed(f.liquidation_imbalance, SCORE_SCALE, 10000)
+    oi = q_signed(f.oi_velocity, OI_SCALE, I32_MAX)
+    funding = q_signed(f.funding_rate, FUNDING_SCALE, I32_MAX)
+    spread = q_unit(f.spread_pct * 100.0, BPS_SCALE, U16_MAX)
+    mark = q_signed(f.mark_vs_mid_pct * 100.0, BPS_SCALE, I16_MAX)
+    body = _pack(tick_id, token_id, REC_TOKEN, fsm.state, tier_state, cluster_state, ph.phase, 0,
+                 ph.event_id, quality, cost, pressure, fragile, trigger, unwind, density,
+                 compression, divergence, elasticity, age, n_events, liq, oi, funding, spread,
+                 mark)
+    rec = Record(
         tick_id=tick_id, token_id=token_id, fsm=fsm.state, tier=tier_state,
         cluster=cluster_state, phase=ph.phase, alerts=0, event_id=ph.event_id,
-        quality=f.quality | extra_quality,
-        trigger_cost=q_unit(tc.cost, PCT_SCALE, 10000),
-        pressure=q_unit(sc.pressure, SCORE_SCALE, 10000),
-        fragile=q_unit(sc.fragile, SCORE_SCALE, 10000),
-        trigger=q_unit(sc.trigger, SCORE_SCALE, 10000),
-        unwind=q_unit(sc.unwind, SCORE_SCALE, 10000),
-        density=q_unit(tc.density, PCT_SCALE, 10000),
-        compression=q_unit(tc.compression, PCT_SCALE, 10000),
-        divergence=q_unit(tc.divergence, PCT_SCALE, 10000),
-        elasticity=q_unit(tc.elasticity, PCT_SCALE, 10000),
-        state_age=fsm.age if fsm.age < _U32_MAX else _U32_MAX,
-        n_events=f.n_events if f.n_events < U16_MAX else U16_MAX,
-        liq_imbalance=q_signed(f.liquidation_imbalance, SCORE_SCALE, 10000),
-        oi_velocity=q_signed(f.oi_velocity, OI_SCALE, I32_MAX),
-        funding_rate=q_signed(f.funding_rate, FUNDING_SCALE, I32_MAX),
-        spread_bps=q_unit(f.spread_pct * 100.0, BPS_SCALE, U16_MAX),
-        mark_vs_mid_bps=q_signed(f.mark_vs_mid_pct * 100.0, BPS_SCALE, I16_MAX),
-    )
+        quality=quality, trigger_cost=cost, pressure=pressure, fragile=fragile,
+        trigger=trigger, unwind=unwind, density=density, compression=compression,
+        divergence=divergence, elasticity=elasticity, state_age=age, n_events=n_events,
+        liq_imbalance=liq, oi_velocity=oi, funding_rate=funding, spread_bps=spread,
+        mark_vs_mid_bps=mark)
+    return rec, body

@@ -191,5 +191,24 @@ class Record:
         return d
 
 
+class TickRecords(tuple[Record, ...]):
+    """The records of one tick (a tuple) with their 64-byte encodings joined in `data`.
+
+    `step` builds the bytes once, from the same integers as the views, so a log writer
+    need not encode again; `data == b"".join(r.to_bytes() for r in records)` always holds
+    (tested). Equality is the tuple's: `data` is derived.
+    """
+
+    data: bytes
+
+    def __new__(cls, records: tuple[Record, ...], data: bytes) -> TickRecords:
+        obj = super().__new__(cls, records)
+        obj.data = data
+        return obj
+
+    def __getnewargs__(self) -> tuple[tuple[Record, ...], bytes]:
+        return tuple(self), self.data
+
+
 #: Field names in layout order (the checksum excluded); used by readers and exporters.
 FIELDS: tuple[str, ...] = tuple(a.name for a in attrs.fields(Record))

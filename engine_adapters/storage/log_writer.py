@@ -44,7 +44,15 @@ from engine_adapters.storage.segment import (
 )
 from engine_core.alerts import Alert
 from engine_core.config import Config
-from engine_core.record import BODY, FIELDS, FORMAT_VERSION, REC_TOKEN, RECORD_SIZE, Record
+from engine_core.record import (
+    BODY,
+    FIELDS,
+    FORMAT_VERSION,
+    REC_TOKEN,
+    RECORD_SIZE,
+    Record,
+    TickRecords,
+)
 from engine_core.states import Quality
 
 DEFAULT_ROTATE_TICKS = 14_400
@@ -206,7 +214,10 @@ class LogWriter:
                              f"SESSION_START): got {tick_id} after {last}")
         if last is None and not start and n:
             raise ValueError(f"tick {tick_id}: the first tick of a log must carry SESSION_START")
-        token_bytes = encode_records(tick_id, records)
+        if isinstance(records, TickRecords) and first is not None and first.tick_id == tick_id:
+            token_bytes = records.data  # encoded once by the core, from the same integers
+        else:
+            token_bytes = encode_records(tick_id, records)
         block = len(token_bytes) + RECORD_SIZE
         if (self._fd is None or start
                 or tick_id // self._rotate_ticks != (self._first or 0) // self._rotate_ticks

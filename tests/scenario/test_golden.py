@@ -27,8 +27,10 @@ def test_demo_market_gives_the_pinned_log_digest() -> None:
     h = hashlib.sha256()
     kinds = set()
     for _tick, recs, alerts in run(cfg, SYMBOLS, sim.events()):
-        for r in recs:
-            h.update(r.to_bytes())
+        assert isinstance(recs, ec.TickRecords)
+        encoded = b"".join(r.to_bytes() for r in recs)
+        assert recs.data == encoded  # the core's one-pass encoding, alert bits included
+        h.update(encoded)
         for a in alerts:
             h.update(json.dumps(alert_to_json(a), sort_keys=True).encode())
             kinds.add(a.kind)

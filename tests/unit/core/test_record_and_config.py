@@ -86,3 +86,18 @@ def test_bad_config_is_a_clear_error(text: str, fragment: str) -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         ec.Config().tier.persist_ticks = 3  # type: ignore[misc]
+
+
+def test_tick_records_carry_exactly_their_encodings() -> None:
+    import pickle
+
+    from tests.property.streams import run_stream
+
+    ev = [ec.TradeReceived(symbol="BTCUSDT", exchange_ts=1_795_564_800_000, price=1.0, qty=2.0,
+                           buyer_is_maker=False)]
+    _, recs, _ = run_stream(("BTCUSDT", "ETHUSDT"), 7_182_259_201, [ev, [], ev])
+    for tick in recs:
+        assert isinstance(tick, ec.TickRecords)
+        assert tick.data == b"".join(r.to_bytes() for r in tick)
+        again = pickle.loads(pickle.dumps(tick))
+        assert again == tick and again.data == tick.data
