@@ -84,6 +84,10 @@ def prometheus_text(runner: LiveRunner) -> str:
         for src, n in sorted(s.events_by_source.items()):
             out.append(f'engine_events_by_stream_total{{source="{src}"}} {n}')
         out += _line("engine_log_bytes", s.log_bytes(), "bytes in log segments")
+        out.append("# HELP engine_event_latency_ms receive time minus exchange event time")
+        out.append("# TYPE engine_event_latency_ms gauge")
+        for q in (0.5, 0.99):
+            out.append(f'engine_event_latency_ms{{quantile="{q}"}} {s.latency.percentile(q)}')
     out += _line("engine_events_per_second", round(m.events_per_s, 1), "recent event rate")
     out += _line("engine_tick_lag_ms", m.last_lag_ms, "lateness of the last tick")
     out += _line("engine_tick_lag_p99_ms", m.lag_p99(), "p99 tick lateness (last 10 min)")

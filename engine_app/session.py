@@ -25,6 +25,7 @@ import engine_core as ec
 from engine_adapters.binance.dedup import EventDeduper, IdGap
 from engine_adapters.binance.messages import FrameParser, Parsed
 from engine_adapters.binance.rest_payloads import RestParser
+from engine_adapters.clock import LatencyTracker
 from engine_adapters.quarantine import QuarantineEntry, QuarantineWriter
 from engine_adapters.storage import AlertsFile, JournalWriter, LogWriter
 from engine_app.datadir import DataDir
@@ -98,6 +99,8 @@ class Session:
         self.rest = RestParser(self.symbols)
         self.dedup = EventDeduper()
         self.events_by_source: collections.Counter[str] = collections.Counter()
+        #: Receive time minus exchange time of a sample of messages (every 64th frame).
+        self.latency = LatencyTracker()
         # (tick, event, recv_ms, source, raw text, capture line) in arrival order
         self._pending: collections.deque[
             tuple[int, ec.MarketEvent, int, str, str, int | None]] = collections.deque()
@@ -156,6 +159,8 @@ class Session:
         t = recv_ms // TICK_MS + 1
         if self.last_message_tick is None or t > self.last_message_tick:
             self.last_message_tick = t
+        if not st.frames & 63 and source == "ws":
+            self.latency.add(events[0].exchange_ts, recv_ms)
         stepped = self._stepped
         # the common case: the message belongs to the tick being filled (or is late for an
         # already stepped one), so its events go into the core's queue at once

@@ -145,7 +145,8 @@ def test_metrics_and_health_are_served_while_live(tmp_path: Path) -> None:
     text, health = asyncio.run(body())
     for name in ("engine_ticks_total", "engine_tick_lag_ms", "engine_ws_reconnects_total",
                  "engine_rest_weight_used", "engine_quarantined_total", "engine_log_bytes",
-                 'engine_events_by_stream_total{source="TradeReceived"}'):
+                 'engine_events_by_stream_total{source="TradeReceived"}',
+                 'engine_event_latency_ms{quantile="0.99"}'):
         assert name in text, name
     assert health["ok"] is True and isinstance(health["last_tick"], int)
 
