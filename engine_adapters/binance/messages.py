@@ -143,28 +143,25 @@ def _parsed_one(event: MarketEvent) -> Parsed:
 # --- fast builders: raise on anything unexpected; `_diagnose` explains afterwards ----------
 
 
-def _agg_trade(d: dict[str, Any], sym: str) -> MarketEvent:
-    p = d["p"]
-    q = d["q"]
-    a = d["a"]
-    t = d["T"]
-    m = d["m"]
-    if type(p) is not str or type(q) is not str or type(a) is not int or type(t) is not int \
-            or type(m) is not bool:
-        raise _Bad
-    return _new_trade(sym, t, float(p), float(q), m, a)
+def _trade_builder(id_key: str) -> Callable[[dict[str, Any], str], MarketEvent]:
+    """aggTrade and trade differ only in the id key (`a` aggregate id, `t` trade id)."""
+
+    def build(d: dict[str, Any], sym: str) -> MarketEvent:
+        p = d["p"]
+        q = d["q"]
+        a = d[id_key]
+        t = d["T"]
+        m = d["m"]
+        if type(p) is not str or type(q) is not str or type(a) is not int \
+                or type(t) is not int or type(m) is not bool:
+            raise _Bad
+        return _new_trade(sym, t, float(p), float(q), m, a)
+
+    return build
 
 
-def _trade(d: dict[str, Any], sym: str) -> MarketEvent:
-    p = d["p"]
-    q = d["q"]
-    a = d["t"]
-    t = d["T"]
-    m = d["m"]
-    if type(p) is not str or type(q) is not str or type(a) is not int or type(t) is not int \
-            or type(m) is not bool:
-        raise _Bad
-    return _new_trade(sym, t, float(p), float(q), m, a)
+_agg_trade = _trade_builder("a")
+_trade = _trade_builder("t")
 
 
 def _book_ticker(d: dict[str, Any], sym: str) -> MarketEvent:

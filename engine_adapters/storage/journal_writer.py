@@ -42,6 +42,7 @@ from engine_adapters.storage.segment import (
     decode_header,
     fsync_dir,
     list_segments,
+    truncate_to,
 )
 from engine_core.canonical import CanonicalBatch
 from engine_core.config import Config
@@ -116,12 +117,7 @@ class JournalWriter:
                 segs.pop()
                 continue
             if cut:
-                fd = os.open(seg, os.O_WRONLY)
-                try:
-                    os.ftruncate(fd, s.good_end)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
+                truncate_to(seg, s.good_end)
             last = s.frames[-1][2]
             next_no = s.header.segment_no + 1
             msg = (f"truncated a torn tick frame ({cut} bytes) from {seg.name} at byte "

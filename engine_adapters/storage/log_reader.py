@@ -13,7 +13,6 @@ byte offset, never skipped. A zeroed tail never validates (CRC-32C of zeros is n
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from engine_adapters.storage.segment import (
     decode_header,
     fsync_dir,
     list_segments,
+    truncate_to,
 )
 from engine_core.record import REC_TOKEN, RECORD_SIZE, Record, crc32c
 from engine_core.states import Quality
@@ -296,12 +296,7 @@ def recover_log(log_dir: Path) -> tuple[RecoveryReport, SegmentScan | None]:
             segs.pop()
             continue
         if truncated:
-            fd = os.open(last, os.O_WRONLY)
-            try:
-                os.ftruncate(fd, s.good_end)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            truncate_to(last, s.good_end)
         return _report(truncated, dropped, removed, s), s
     return _report(truncated, dropped, removed, None), None
 

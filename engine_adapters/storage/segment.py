@@ -183,6 +183,16 @@ def check_compatible(h: SegmentHeader, path: Path | str, *, config_digest: bytes
                                      f"(live: --allow-config-change)")
 
 
+def truncate_to(path: Path, size: int) -> None:
+    """Cut a file back to `size` bytes and make the cut durable (torn-tail recovery)."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(folder: Path) -> None:
     """fsync a directory so a new file's entry survives power loss (fsync(2) notes)."""
     fd = os.open(folder, os.O_RDONLY)
