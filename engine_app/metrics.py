@@ -81,8 +81,8 @@ def prometheus_text(runner: LiveRunner) -> str:
             out.append(f'engine_alerts_total{{kind="{kind}"}} {n}')
         out.append("# HELP engine_events_by_stream_total accepted events by source")
         out.append("# TYPE engine_events_by_stream_total counter")
-        for src, n in sorted(s.events_by_source.items()):
-            out.append(f'engine_events_by_stream_total{{source="{src}"}} {n}')
+        for name, n in sorted((c.__name__, n) for c, n in s.events_by_source.items()):
+            out.append(f'engine_events_by_stream_total{{source="{name}"}} {n}')
         out += _line("engine_log_bytes", s.log_bytes(), "bytes in log segments")
         out.append("# HELP engine_event_latency_ms receive time minus exchange event time")
         out.append("# TYPE engine_event_latency_ms gauge")

@@ -14,7 +14,7 @@ import engine_core as ec
 from engine_adapters.binance.dedup import IdGap
 from engine_adapters.capture import CaptureProblem, HealthLine, RestLine, WsLine, iter_capture
 from engine_adapters.quarantine import QuarantineEntry
-from engine_app.session import Session, tick_of
+from engine_app.session import TICK_MS, Session
 
 ProgressFn = Callable[[int], None]
 
@@ -33,40 +33,47 @@ def run_capture(session: Session, path: Path, *, progress: ProgressFn | None = N
     n = 0
     health = ec.HealthKind.__members__
     nxt = session.next_tick  # None until the first message fixes the first tick
+    last_t = -1
+    on_frame = session.on_frame
+    step_tick = session.step_tick
     for item in iter_capture(path):
         n += 1
-        if progress is not None and n % 50_000 == 0:
+        if progress is not None and not n % 50_000:
             progress(n)
+        cls = type(item)
         if isinstance(item, CaptureProblem):
             session.stats.rejected += 1
             session.quarantine.write(QuarantineEntry(
                 recv_ms=0, source="capture", reason=item.reason, line_no=item.line_no,
                 raw=item.text))
             continue
-        if until_ms is not None and item.recv_ms >= until_ms:
+        recv = item.recv_ms
+        if until_ms is not None and recv >= until_ms:
             break
-        t = tick_of(item.recv_ms)
-        if nxt is None:
-            nxt = t
-        while nxt < t:
-            session.step_tick(nxt)
-            nxt += 1
-            if stop is not None and stop():
-                return n
-        if isinstance(item, WsLine):
-            session.on_frame(item.recv_ms, item.raw, line_no=item.line_no)
+        t = recv // TICK_MS + 1
+        if t != last_t:  # step every tick before this message's (empty ones too)
+            last_t = t
+            if nxt is None:
+                nxt = t
+            while nxt < t:
+                step_tick(nxt)
+                nxt += 1
+                if stop is not None and stop():
+                    return n
+        if cls is WsLine:
+            on_frame(recv, item.raw, line_no=item.line_no)  # type: ignore[union-attr]
         elif isinstance(item, RestLine):
-            session.on_rest(item.recv_ms, item.path, item.query, item.status, item.raw,
+            session.on_rest(recv, item.path, item.query, item.status, item.raw,
                             line_no=item.line_no)
         elif isinstance(item, HealthLine):
             kind = health.get(item.kind)
             if kind is None:
                 session.quarantine.write(QuarantineEntry(
-                    recv_ms=item.recv_ms, source="capture", field="kind", line_no=item.line_no,
+                    recv_ms=recv, source="capture", field="kind", line_no=item.line_no,
                     reason=f"unknown health kind {item.kind!r}"))
             else:
                 gap = None if item.first is None or item.last is None else \
                     IdGap(symbol=item.symbol, first=item.first, last=item.last)
-                session.on_health(item.recv_ms, item.symbol, kind, item.count, gap=gap)
+                session.on_health(recv, item.symbol, kind, item.count, gap=gap)
     session.drain()  # the tick holding the last messages, so nothing received is left out
     return n
