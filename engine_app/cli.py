@@ -133,8 +133,10 @@ def cmd_run(a: argparse.Namespace) -> int:
     say(f"run: {cap} -> {dd.root} ({len(symbols)} symbols, config {cfg.digest().hex()[:12]})")
     t0 = time.perf_counter()
     session = Session(dd, cfg, symbols, engine_version=ENGINE_VERSION, fsync=a.fsync)
+    from engine_app.session import tune_gc
     from engine_app.view import progress
 
+    tune_gc()
     try:
         with progress(None, f"run {cap.name} (lines)") as advance:
             seen = [0]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -37,7 +36,7 @@ from engine_adapters.capture import CaptureWriter
 from engine_adapters.clock import RealClock
 from engine_app.datadir import ENGINE_VERSION, DataDir
 from engine_app.metrics import Metrics, serve_metrics
-from engine_app.session import AlertSink, Session
+from engine_app.session import AlertSink, Session, tune_gc
 
 #: A documented default universe: the most liquid USDT perpetuals (SPEC section 6).
 DEFAULT_SYMBOLS = ("BNBUSDT", "BTCUSDT", "DOGEUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT")
@@ -206,8 +205,7 @@ class LiveRunner:
                      f"ws {opts.ws_url}, rest {opts.rest_url} -> {dd.root}")
             tasks = [asyncio.create_task(feed.run()), asyncio.create_task(
                 rest.poll_forever(symbols))]
-            gc.collect()
-            gc.freeze()  # start-up objects need no more GC scans: shorter tick pauses
+            tune_gc()  # start-up objects need no more GC scans: shorter tick pauses
             try:
                 await self._tick_loop(session)
             finally:
