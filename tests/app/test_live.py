@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 
@@ -13,7 +15,7 @@ import engine_core as ec
 from engine_adapters.binance.rest_client import RestClientConfig
 from engine_adapters.binance.ws_client import WsClientConfig
 from engine_adapters.fake_exchange import FakeBinance
-from engine_adapters.fake_exchange.faults import Faults
+from engine_adapters.fake_exchange.faults import FakeConfig, Faults
 from engine_adapters.simulation import MarketSimulator, Regime, Segment
 from engine_adapters.storage import iter_journal, read_log, replay, verify
 from engine_app.cli import main
@@ -29,19 +31,24 @@ FAST_REST = RestClientConfig(oi_interval_s=1.0, premium_interval_s=1.0, timeout_
 
 
 async def live_session(dd: Path, seconds: float, *, faults: Faults | None = None,
-                       capture: Path | None = None, chaos: bool = False) -> tuple[Session,
-                                                                                 LiveRunner]:
+                       capture: Path | None = None, chaos: bool = False,
+                       fake_config: FakeConfig | None = None,
+                       ws_config: WsClientConfig = FAST_WS,
+                       during: Callable[[FakeBinance], Awaitable[None]] | None = None,
+                       ) -> tuple[Session, LiveRunner]:
     start_ms = time.time_ns() // 1_000_000 // 1000 * 1000
     sim = MarketSimulator(SYMBOLS, [Segment(name="busy", seconds=seconds + 5, leader=BUSY,
                                             bystander=BUSY)], seed=3, start_ms=start_ms,
                           oi_poll_ms=1000)
-    async with FakeBinance(SYMBOLS, faults=faults) as fake:
+    async with FakeBinance(SYMBOLS, faults=faults, config=fake_config) as fake:
         player = fake.play(sim.events())
         opts = LiveOptions(data_dir=dd, cfg=ec.Config(), symbols=SYMBOLS, duration_s=seconds,
                            ws_url=fake.ws_base, rest_url=fake.rest_base, capture=capture,
-                           fsync="none", ws_config=FAST_WS, rest_config=FAST_REST)
+                           fsync="none", ws_config=ws_config, rest_config=FAST_REST)
         runner = LiveRunner(opts, say=lambda _m: None)
         engine = asyncio.create_task(runner.run())
+        if during is not None:
+            await during(fake)
         if chaos:
             await asyncio.sleep(1.0)
             await fake.drop_connections(abrupt=True)  # mid-burst
@@ -92,6 +99,61 @@ def test_chaos_reconnects_backfills_and_still_verifies_and_replays(tmp_path: Pat
     assert flags & int(ec.Quality.RECONNECT)
     assert verify(dd).exit_code == 0
     assert replay(dd, tmp_path / "re", compare=True).exit_code == 0
+
+
+async def _stall(fake: FakeBinance) -> None:
+    await asyncio.sleep(1.0)
+    fake.stall(2.5)  # connected, pinging, but silent: the watchdog must notice
+
+
+async def _ban(fake: FakeBinance) -> None:
+    await asyncio.sleep(0.5)
+    fake.faults.rest_418_next = 1  # a 418: no request until the ban ends
+
+
+async def _slow(fake: FakeBinance) -> None:
+    await asyncio.sleep(0.5)
+    fake.faults.rest_slow_next = 2  # answers slower than the client's timeout
+
+
+CHAOS = {
+    "silent stall": dict(during=_stall),
+    "forced disconnect at connection lifetime": dict(
+        fake_config=FakeConfig(lifetime_s=1.5),
+        ws_config=attrs.evolve(FAST_WS, planned_reconnect_s=1.0)),
+    "418 ban": dict(faults=Faults(ban_s=1.0), during=_ban),
+    "slow REST answers": dict(faults=Faults(rest_slow_s=1.5), during=_slow),
+    "oversized and NaN frames": dict(faults=Faults(seed=5, oversized_prob=0.01,
+                                                   oversized_bytes=300_000, nan_prob=0.01)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CHAOS))
+def test_each_fault_keeps_the_clock_ticking_and_the_data_dir_sound(name: str,
+                                                                   tmp_path: Path) -> None:
+    dd = tmp_path / "dd"
+    session, runner = asyncio.run(live_session(dd, 4.0, **CHAOS[name]))  # type: ignore[arg-type]
+    st = session.stats
+    assert st.ticks >= 14  # the clock kept ticking through the fault
+    assert st.events_received == st.events_accepted + st.duplicates + st.rejected - \
+        st.parse_rejects
+    journaled = sum(len(b.events) for t in iter_journal(dd) for b in t.batches)
+    assert journaled == st.events_accepted + st.health_notices
+    assert verify(dd).exit_code == 0
+    assert replay(dd, tmp_path / "re", compare=True).exit_code == 0
+    c = runner.feed.counters if runner.feed is not None else None
+    r = runner.rest.counters if runner.rest is not None else None
+    assert c is not None and r is not None
+    if name == "silent stall":
+        assert c.stalls >= 1 and runner.metrics.health["STREAM_STALE"] >= 1
+    elif name.startswith("forced"):
+        assert c.planned_rotations >= 1
+    elif name == "418 ban":
+        assert r.status_418 == 1
+    elif name == "slow REST answers":
+        assert r.timeouts >= 1
+    else:
+        assert st.rejected > 0  # quarantined with a reason, the connection kept
 
 
 def test_a_restart_on_the_same_data_dir_continues_the_log(tmp_path: Path) -> None:
@@ -152,12 +214,45 @@ def test_metrics_and_health_are_served_while_live(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end_shortened_and_verifies(tmp_path: Path) -> None:
+    """The demo's live path with a webhook sink: every alert in alerts.jsonl is POSTed once."""
+    import json
+
+    from aiohttp import web
+
+    from engine_adapters.sinks import WebhookSink
     from engine_app.demo import run_demo
 
     dd = tmp_path / "demo"
-    res = asyncio.run(run_demo(dd, scale=0.003, say=lambda _m: None, align=False))
-    st = res.session.stats
+    posted: list[dict[str, object]] = []
+
+    async def body() -> tuple[object, WebhookSink]:
+        async def hook(req: web.Request) -> web.Response:
+            posted.append(await req.json())
+            return web.Response(status=200)
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        server = web.AppRunner(app)
+        await server.setup()
+        site = web.TCPSite(server, "127.0.0.1", 0)
+        await site.start()
+        host, port = server.addresses[0][:2]
+        sink = WebhookSink(f"http://{host}:{port}/hook")
+        await sink.start()
+        try:
+            res = await run_demo(dd, scale=0.003, say=lambda _m: None, align=False,
+                                 sinks=[sink])
+            await sink.stop(drain_timeout_s=5.0)
+        finally:
+            await server.cleanup()
+        return res, sink
+
+    res, sink = asyncio.run(body())
+    st = res.session.stats  # type: ignore[attr-defined]
     assert st.ticks > 40 and st.events_accepted > 1000
     assert {"BUILD", "PRESSURE"} <= st.states_reached
     assert verify(dd).exit_code == 0
-    assert res.seconds < 40
+    assert res.seconds < 40  # type: ignore[attr-defined]
+    written = [json.loads(x) for x in (dd / "alerts.jsonl").read_text().splitlines()]
+    assert posted == written and sink.stats.delivered == len(written)
+    assert written, "the shortened story still raises alerts"
