@@ -28,7 +28,7 @@ from engine_adapters.binance.messages import FrameParser, Parsed
 from engine_adapters.binance.rest_payloads import RestParser
 from engine_adapters.clock import LatencyTracker
 from engine_adapters.quarantine import QuarantineEntry, QuarantineWriter
-from engine_adapters.storage import AlertsFile, JournalWriter, LogWriter
+from engine_adapters.storage import AlertsFile, JournalWriter, LogWriter, trim_journal
 from engine_app.datadir import DataDir
 
 TICK_MS = 250
@@ -86,22 +86,26 @@ class Session:
     def __init__(self, data_dir: DataDir, cfg: ec.Config, symbols: Sequence[str], *,
                  engine_version: str, fsync: str = "interval:4",
                  allow_config_change: bool = False, sinks: Sequence[AlertSink] = (),
-                 on_gap: Callable[[IdGap], None] | None = None,
-                 source: str = "ws") -> None:
+                 on_gap: Callable[[IdGap], None] | None = None) -> None:
         self.dir = data_dir
         self.cfg = cfg
         self.symbols = tuple(symbols)
         self.stats = SessionStats()
         self.sinks = list(sinks)
         self.on_gap = on_gap
-        self.source = source
         data_dir.ensure()
         self.log = LogWriter.open(data_dir.root, cfg, self.symbols, engine_version, fsync=fsync,
                                   allow_config_change=allow_config_change)
+        # a crash between journaling a tick and logging it leaves the journal ahead
+        ahead = trim_journal(data_dir.root, self.log.last_tick)
         self.journal = JournalWriter.open(data_dir.root, cfg, self.symbols, engine_version,
                                           fsync=fsync, allow_config_change=allow_config_change)
         self.recovery_messages = [
             r.message for r in (self.log.recovery, self.journal.recovery) if _dropped(r)]
+        if ahead:
+            self.recovery_messages.append(
+                f"journal was {ahead} tick(s) ahead of the log (a crash between the two); "
+                f"dropped them so replay matches the log")
         self.alerts_file = AlertsFile(data_dir.alerts)
         # alerts of ticks a crash dropped from the log must go too, or verify would disagree
         self.alerts_file.truncate_after(self.log.last_tick)

@@ -7,7 +7,7 @@ back the CLI commands of the same names.
 
 from engine_adapters.storage.alerts_json import AlertsFile, alert_from_json, alert_to_json
 from engine_adapters.storage.journal import JournalTick, iter_journal
-from engine_adapters.storage.journal_writer import JournalWriter
+from engine_adapters.storage.journal_writer import JournalWriter, trim_journal
 from engine_adapters.storage.log_reader import LogTick, RecoveryReport, iter_ticks
 from engine_adapters.storage.log_writer import FsyncPolicy, LogWriter
 from engine_adapters.storage.replay import ReplayReport, replay
@@ -19,5 +19,5 @@ __all__ = [
     "AlertsFile", "FsyncPolicy", "JournalTick", "JournalWriter", "LogTick", "LogWriter",
     "RecoveryReport", "ReplayReport", "StorageError", "VerifyReport", "VerifyStatus",
     "alert_from_json", "alert_to_json", "export", "iter_journal", "iter_ticks", "read_log",
-    "read_log_frame", "replay", "verify",
+    "read_log_frame", "replay", "trim_journal", "verify",
 ]

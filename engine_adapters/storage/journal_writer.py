@@ -57,6 +57,38 @@ class JournalRecovery:
     message: str
 
 
+def trim_journal(data_dir: Path | str, last_tick: int | None) -> int:
+    """Drop journaled ticks after `last_tick` (all of them when None); returns ticks dropped.
+
+    A tick is journaled before it is stepped and logged, so a crash in between leaves the
+    journal one tick ahead of the log. Opening a data dir aligns the two, or `replay` of
+    the journal would produce a tick the log never had.
+    """
+    folder = Path(data_dir) / "journal"
+    if not folder.is_dir():
+        return 0
+    dropped = 0
+    for seg in reversed(list_segments(folder, JOURNAL_SUFFIX)):
+        data = read_segment(seg)
+        if torn_header(data):
+            continue  # opening the journal deals with it
+        s = scan_journal_segment(seg, data)
+        extra = [f for f in s.frames if last_tick is None or f[2] > last_tick]
+        if not extra:
+            break
+        if seg.name.endswith(ZSTD_SUFFIX):
+            raise StorageError(seg, extra[0][0], "a compressed journal segment is ahead of "
+                                                 "the log; restore the log or move it away")
+        dropped += len(extra)
+        if len(extra) == len(s.frames):
+            seg.unlink()
+            fsync_dir(folder)
+            continue
+        truncate_to(seg, extra[0][0])
+        break
+    return dropped
+
+
 class JournalWriter:
     """Appends tick frames to `<dir>/journal/`; open with `JournalWriter.open`."""
 
