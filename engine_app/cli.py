@@ -179,7 +179,10 @@ def cmd_replay(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else dd.root.with_name(dd.root.name + "-replay")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; pick another --out")
-    report = replay(dd.root, out, compare=a.compare, engine_version=ENGINE_VERSION)
+    from engine_app.view import progress
+
+    with progress(None, "replay (journal -> core -> log)"):  # a pulsing bar on a terminal
+        report = replay(dd.root, out, compare=a.compare, engine_version=ENGINE_VERSION)
     (print if report.exit_code == 0 else say)(report.message)
     return report.exit_code
 
@@ -187,7 +190,10 @@ def cmd_replay(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     dd = _existing_dir(a.dir)
     out = Path(a.out) if a.out else dd.root / f"records.{a.format}"
-    path = export(dd.root, a.format, out)
+    from engine_app.view import progress
+
+    with progress(None, f"export {a.format}"):
+        path = export(dd.root, a.format, out)
     say(f"export: wrote {path}")
     print(path)
     return EXIT_OK
