@@ -1,6 +1,6 @@
 """End-to-end `run` throughput over a synthetic capture, printed with its targets.
 
-    .venv/bin/python benchmarks/bench_run.py [--symbols 40] [--seconds 300] [--activity 3.5]
+    .venv/bin/python benchmarks/bench_run.py [--symbols 40] [--seconds 300] [--activity 4.5]
 
 Builds (once, cached in /tmp) a capture of N symbols x S seconds from the market simulator,
 rendered as real Binance frames (~1,000,000 lines at the defaults), then runs
@@ -50,7 +50,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, default=40)
     ap.add_argument("--seconds", type=float, default=300.0)
-    ap.add_argument("--activity", type=float, default=3.5)
+    ap.add_argument("--activity", type=float, default=4.5)
     args = ap.parse_args()
     cap = Path(tempfile.gettempdir()) / \
         f"bench_run_{args.symbols}x{args.seconds:.0f}x{args.activity}.jsonl"
