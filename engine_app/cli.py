@@ -88,9 +88,10 @@ def parse_symbols(text: str) -> tuple[str, ...]:
     return tuple(syms)
 
 
-# Separate patterns with literal prefixes: ~6x faster than one alternation over 200 MiB.
-_SYMBOL_PATTERNS = (re.compile(rb'\\"s\\":\\"([A-Z0-9]{2,30})\\"'),
-                    re.compile(rb'\\"s\\": \\"([A-Z0-9]{2,30})\\"'),
+# Patterns with literal prefixes (an alternation of both would lose that and be ~6x slower):
+# `"s":"BTCUSDT"` inside a frame (compact, or with one space as json.dumps writes it), and
+# `symbol=BTCUSDT` in a REST query.
+_SYMBOL_PATTERNS = (re.compile(rb'\\"s\\": ?\\"([A-Z0-9]{2,30})\\"'),
                     re.compile(rb'symbol=([A-Z0-9]{2,30})'))
 
 

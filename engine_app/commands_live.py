@@ -12,11 +12,9 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine_adapters.binance.endpoints import LIVE_REST_BASE, LIVE_WS_BASE
-from engine_adapters.sinks import WebhookSink, webhooks_from_toml
-from engine_adapters.storage import verify
 from engine_app.cli import (
     EXIT_OK,
     InputError,
@@ -27,21 +25,29 @@ from engine_app.cli import (
     say,
 )
 from engine_app.datadir import DataDir
-from engine_app.live import LiveError, LiveOptions, LiveRunner
 from engine_app.session import AlertSink, Session
 from engine_app.summary import print_summary
-from engine_app.view import IngestHealth, JsonLinesOut, TerminalView
+
+if TYPE_CHECKING:  # the network stack and rich load only when a network command runs
+    from engine_adapters.sinks import WebhookSink
+    from engine_app.live import LiveOptions, LiveRunner
+    from engine_app.view import TerminalView
 
 
 class Output:
     """The terminal view or JSON lines, plus webhook sinks started inside the loop."""
 
     def __init__(self, *, as_json: bool, app: dict[str, Any], title: str) -> None:
+        from engine_adapters.sinks import WebhookSink, webhooks_from_toml
+        from engine_app.view import JsonLinesOut, TerminalView
+
         try:
-            self.webhooks = [WebhookSink.from_config(c) for c in webhooks_from_toml(app)]
+            self.webhooks: list[WebhookSink] = [
+                WebhookSink.from_config(c) for c in webhooks_from_toml(app)]
         except ValueError as exc:
             raise InputError(f"config [sinks]: {exc}") from None
-        self.view = TerminalView() if (not as_json and TerminalView.wanted()) else None
+        self.view: TerminalView | None = \
+            TerminalView() if (not as_json and TerminalView.wanted()) else None
         self.sinks: list[AlertSink] = [*self.webhooks]
         if self.view is None:
             self.sinks.append(JsonLinesOut())
@@ -55,6 +61,8 @@ class Output:
         rate = m.rate(s.stats.events_accepted)
         if self.view is None:
             return
+        from engine_app.view import IngestHealth
+
         feed, rest = runner.feed, runner.rest
         health = IngestHealth(
             events_per_s=rate, tick_lag_ms=m.last_lag_ms,
@@ -80,6 +88,8 @@ class Output:
 
 
 def _options(a: argparse.Namespace, cfg: Any, data_dir: Path) -> LiveOptions:
+    from engine_app.live import LiveOptions
+
     if a.symbols and a.top:
         raise UsageError("use --symbols or --top, not both")
     if a.top is not None and a.top <= 0:
@@ -96,6 +106,8 @@ def _options(a: argparse.Namespace, cfg: Any, data_dir: Path) -> LiveOptions:
 
 
 def cmd_live(a: argparse.Namespace) -> int:
+    from engine_app.live import LiveError, LiveRunner
+
     cfg, app = load_config_file(a.config)
     dd = Path(a.data_dir or "data/live")
     opts = _options(a, cfg, dd)
@@ -112,6 +124,7 @@ def cmd_live(a: argparse.Namespace) -> int:
 
 def cmd_capture(a: argparse.Namespace) -> int:
     from engine_app.capture_cmd import capture
+    from engine_app.live import LiveError
 
     out = Path(a.out)
     if out.exists():
@@ -127,6 +140,7 @@ def cmd_capture(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
+    from engine_adapters.storage import verify
     from engine_app.demo import DEMO_SCALE, demo_data_dir, run_demo
 
     dd = Path(a.data_dir) if a.data_dir else demo_data_dir()
