@@ -256,3 +256,47 @@ def test_demo_runs_end_to_end_shortened_and_verifies(tmp_path: Path) -> None:
     written = [json.loads(x) for x in (dd / "alerts.jsonl").read_text().splitlines()]
     assert posted == written and sink.stats.delivered == len(written)
     assert written, "the shortened story still raises alerts"
+
+
+def test_top_n_picks_trading_perpetuals_by_quote_volume(tmp_path: Path) -> None:
+    from engine_adapters.binance.rest_client import RestClient
+    from engine_app.live import resolve_symbols
+
+    async def body() -> tuple[str, ...]:
+        async with FakeBinance(SYMBOLS) as fake, RestClient(fake.rest_base) as rest:
+            opts = LiveOptions(data_dir=tmp_path, cfg=ec.Config(), top=2,
+                               ws_url=fake.ws_base, rest_url=fake.rest_base)
+            return await resolve_symbols(rest, opts)
+
+    top = asyncio.run(body())
+    assert len(top) == 2 and set(top) <= set(SYMBOLS) and list(top) == sorted(top)
+
+
+def test_sigterm_finishes_the_tick_and_closes_files_cleanly(tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+
+    dd = tmp_path / "dd"
+
+    async def body() -> int:
+        start_ms = time.time_ns() // 1_000_000 // 1000 * 1000
+        sim = MarketSimulator(SYMBOLS, [Segment(name="busy", seconds=20, leader=BUSY,
+                                                bystander=BUSY)], seed=6, start_ms=start_ms)
+        async with FakeBinance(SYMBOLS) as fake:
+            player = fake.play(sim.events())
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "engine_app", "live", "--symbols", ",".join(SYMBOLS),
+                "--ws-url", fake.ws_base, "--rest-url", fake.rest_base, "--data-dir", str(dd),
+                "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                env=dict(os.environ))
+            await asyncio.sleep(4.0)
+            proc.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(proc.communicate(), 15)
+            player.cancel()
+            assert b'"ticks"' in out, err.decode()[-2000:]
+            return proc.returncode if proc.returncode is not None else -1
+
+    assert asyncio.run(body()) == 0
+    assert verify(dd).exit_code == 0  # every tick complete, files closed
+    assert replay(dd, tmp_path / "re", compare=True).exit_code == 0
