@@ -109,7 +109,6 @@ class LiveRunner:
         self.clock = RealClock()
         self._stop = asyncio.Event()
         self._backfills: set[asyncio.Task[None]] = set()
-        self.clock_offset_ms: int | None = None
         #: Where /metrics and /health are served (set once the server is up).
         self.metrics_url: str | None = None
 
@@ -180,7 +179,6 @@ class LiveRunner:
                 raise LiveError("no symbols to follow")
             off = await rest.server_time_offset()
             if off is not None:
-                self.clock_offset_ms = round(off.offset_ms)
                 self.metrics.clock_offset_ms = off.offset_ms
                 if abs(off.offset_ms) > 1000:
                     self.say(f"live: warning: local clock is {off.offset_ms} ms off the "

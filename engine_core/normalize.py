@@ -182,9 +182,6 @@ class EventNormalizer:
         self._index = {s: i for i, s in enumerate(self.symbols)}
         self.next_seq = first_seq
 
-    def token_id(self, symbol: str) -> int | None:
-        return self._index.get(symbol)
-
     def normalize(self, event: MarketEvent) -> CanonicalEvent | Rejection:
         """Validate `event`; on success give it a token id and the next local sequence number."""
         if _fast_ok(event):
