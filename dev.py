@@ -46,7 +46,7 @@ def ensure_venv() -> Path:
         venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
     print("dev.py: installing the engine and its dependencies (first run only)", file=sys.stderr)
     cmd = [str(py), "-m", "pip", "install", "--quiet", "-c", str(ROOT / "constraints.txt"),
-           "-e", f"{ROOT}[dev,research]"]
+           "-e", f"{ROOT}[dev,research,scale]"]
     subprocess.run(cmd, check=True, cwd=ROOT)
     STAMP.write_text(wanted)
     return py
