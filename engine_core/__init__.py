@@ -47,6 +47,7 @@ from engine_core.states import (
     Tier,
     alert_bit,
 )
+from engine_core.ticks import TICK_MS, tick_of_recv_ms
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,7 @@ __all__ = [
     "FORMAT_VERSION",
     "MARKET_WIDE",
     "RECORD_SIZE",
+    "TICK_MS",
     "Alert",
     "AlertKind",
     "AlertState",
@@ -93,5 +95,6 @@ __all__ = [
     "initial_state",
     "make_batch",
     "step",
+    "tick_of_recv_ms",
     "validate",
 ]

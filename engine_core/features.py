@@ -34,8 +34,8 @@ from engine_core.events import (
     TradeReceived,
 )
 from engine_core.states import Quality
+from engine_core.ticks import TICK_MS
 
-TICK_MS = 250
 _NEVER = -(10**18)
 
 # Plain ints: IntFlag arithmetic is slow on the per-token path.

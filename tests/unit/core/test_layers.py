@@ -168,3 +168,14 @@ def test_step_rejects_misuse_with_clear_messages() -> None:
         ec.step(st, ec.empty_tick(2, 11), 11)
     with pytest.raises(ValueError, match="expected token 0 tick 11"):
         ec.step(st, (make_batch(0, 99, ()),), 11)
+
+
+def test_tick_assignment_is_the_first_boundary_after_the_receive_time() -> None:
+    assert ec.TICK_MS == 250
+    assert [ec.tick_of_recv_ms(ms) for ms in (0, 1, 249, 250, 251, 499, 500)] == [
+        1, 1, 1, 2, 2, 2, 3,
+    ]
+    # Every receive time lands strictly before its tick's end and at or after its start.
+    for ms in range(0, 2_000, 37):
+        t = ec.tick_of_recv_ms(ms)
+        assert (t - 1) * ec.TICK_MS <= ms < t * ec.TICK_MS
