@@ -290,35 +290,22 @@ class CaptureWriter:
 
     def write_ws(self, recv_ms: int, raw: str | bytes) -> None:
         """Record one WebSocket frame exactly as received, with its local receive time."""
-        self._add({"recv_ms": recv_ms, "channel": "ws", "raw": _as_text(raw)})
+        self._add(ws_doc(recv_ms, raw))
 
     def write_rest(self, recv_ms: int, path: str, query: str, status: int,
                    raw: str | bytes) -> None:
         """Record one REST response body with the request's path, query and HTTP status."""
-        self._add({"recv_ms": recv_ms, "channel": "rest", "path": path, "query": query,
-                   "status": status, "raw": _as_text(raw)})
+        self._add(rest_doc(recv_ms, path, query, status, raw))
 
     def write_health(self, recv_ms: int, symbol: str, kind: str, count: int = 0, *,
                      first: int | None = None, last: int | None = None) -> None:
         """Record a data-health notice of the recording shell (HealthKind name)."""
-        doc: dict[str, object] = {"recv_ms": recv_ms, "channel": "health", "symbol": symbol,
-                                  "kind": kind, "count": count}
-        if first is not None and last is not None:
-            doc["first"], doc["last"] = first, last
-        self._add(doc)
+        self._add(health_doc(recv_ms, symbol, kind, count, first=first, last=last))
 
     def _add(self, doc: dict[str, object]) -> None:
         if self._f is None:
             raise ValueError(f"capture {self.path} is closed")
-        if type(doc["recv_ms"]) is not int:
-            raise TypeError(f"recv_ms must be an int, got {type(doc['recv_ms']).__name__}")
-        try:
-            data = orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
-        except orjson.JSONEncodeError:
-            # Only a str with lone surrogates gets here; keep the frame, mark what was lost.
-            doc["raw"] = str(doc["raw"]).encode("utf-8", "replace").decode("utf-8")
-            data = orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
-        self._buf.append(data)
+        self._buf.append(data := encode_line(doc))
         self._buf_bytes += len(data)
         self.lines_written += 1
         if self._buf_bytes >= self._buffer_limit or \
@@ -354,6 +341,39 @@ class CaptureWriter:
         self.close()
 
 
+def ws_doc(recv_ms: int, raw: str | bytes) -> dict[str, object]:
+    """The capture line of one WebSocket frame, as a dict (`encode_line` makes the bytes)."""
+    return {"recv_ms": recv_ms, "channel": "ws", "raw": _as_text(raw)}
+
+
+def rest_doc(recv_ms: int, path: str, query: str, status: int, raw: str | bytes) -> dict[str, Any]:
+    """The capture line of one REST answer, as a dict."""
+    return {"recv_ms": recv_ms, "channel": "rest", "path": path, "query": query, "status": status,
+            "raw": _as_text(raw)}
+
+
+def health_doc(recv_ms: int, symbol: str, kind: str, count: int = 0, *,
+               first: int | None = None, last: int | None = None) -> dict[str, object]:
+    """The capture line of one health notice, as a dict (first/last only for a range)."""
+    doc: dict[str, object] = {"recv_ms": recv_ms, "channel": "health", "symbol": symbol,
+                              "kind": kind, "count": count}
+    if first is not None and last is not None:
+        doc["first"], doc["last"] = first, last
+    return doc
+
+
+def encode_line(doc: dict[str, object]) -> bytes:
+    """One capture line: compact JSON plus newline (the one serialization of every writer)."""
+    if type(doc["recv_ms"]) is not int:
+        raise TypeError(f"recv_ms must be an int, got {type(doc['recv_ms']).__name__}")
+    try:
+        return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        # Only a str with lone surrogates gets here; keep the frame, mark what was lost.
+        doc["raw"] = str(doc["raw"]).encode("utf-8", "replace").decode("utf-8")
+        return orjson.dumps(doc, option=orjson.OPT_APPEND_NEWLINE)
+
+
 def _as_text(raw: str | bytes) -> str:
     # Binance sends text frames (UTF-8); bytes are decoded so the line stays valid JSON.
     if isinstance(raw, str):
@@ -371,6 +391,10 @@ __all__ = [
     "ProblemKind",
     "RestLine",
     "WsLine",
+    "encode_line",
+    "health_doc",
     "iter_capture",
     "open_capture",
+    "rest_doc",
+    "ws_doc",
 ]
