@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 
 import engine_core as ec
-from engine_adapters.binance import render
-from engine_adapters.simulation import MarketSimulator, Regime, Segment
 from engine_app.datadir import ENGINE_VERSION, DataDir
 from engine_app.session import Session, tick_of
+from engine_sim import render
+from engine_sim.simulation import MarketSimulator, Regime, Segment
 
 
 def rss_mib() -> float:

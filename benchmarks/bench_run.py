@@ -25,8 +25,8 @@ from pathlib import Path
 
 import orjson
 
-from engine_adapters.simulation import MarketSimulator, Regime, Segment
-from engine_adapters.synthetic_capture import write_capture
+from engine_sim.simulation import MarketSimulator, Regime, Segment
+from engine_sim.synthetic_capture import write_capture
 
 
 def build(path: Path, n_symbols: int, seconds: float, activity: float) -> None:

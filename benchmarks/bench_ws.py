@@ -22,14 +22,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import engine_core as ec
-from engine_adapters.binance import render
 from engine_adapters.binance.dedup import Deduper
 from engine_adapters.binance.ws_client import WsClientConfig, WsFeed
 from engine_adapters.clock import RealClock
-from engine_adapters.fake_exchange import FakeBinance
 from engine_app.datadir import ENGINE_VERSION, DataDir
 from engine_app.session import Session
 from engine_core.events import TradeReceived
+from engine_sim import render
+from engine_sim.fake_exchange import FakeBinance
 
 
 def _server(pipe: Connection, n: int) -> None:

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine_adapters.binance.endpoints import LIVE_REST_BASE, LIVE_WS_BASE
-from engine_app.cli import (
+from engine_app.cli_support import (
     EXIT_OK,
     InputError,
     UsageError,
+    existing_dir,
     fsync_policy,
     load_config_file,
     parse_symbols,
@@ -169,13 +170,11 @@ async def _demo_session(run_demo: Any, dd: Path, out: Output) -> Session:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from engine_app.cli import _existing_dir
-
     try:
         from engine_app.report import render_report
     except ImportError as exc:
         raise InputError(str(exc)) from None
-    dd = _existing_dir(a.dir)
+    dd = existing_dir(a.dir)
     try:
         path = render_report(dd.root, Path(a.out),
                              symbols=parse_symbols(a.symbols) if a.symbols else None)

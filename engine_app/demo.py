@@ -21,10 +21,10 @@ import attrs
 
 import engine_core as ec
 from engine_adapters.binance.rest_client import RestClientConfig
-from engine_adapters.fake_exchange import FakeBinance
-from engine_adapters.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
 from engine_app.live import LiveOptions, LiveRunner
 from engine_app.session import AlertSink, Session
+from engine_sim.fake_exchange import FakeBinance
+from engine_sim.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
 
 #: 100-minute story x 0.015 = 90 s.
 DEMO_SCALE = 0.015

@@ -9,13 +9,15 @@ from __future__ import annotations
 import collections
 import json
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from engine_app.live import LiveRunner
+    from engine_adapters.binance.rest_client import RestClient
+    from engine_adapters.binance.ws_client import WsFeed
+    from engine_app.session import Session
 
 
 @attrs.define
@@ -57,12 +59,28 @@ class Metrics:
         return s[int(0.99 * (len(s) - 1))] if s else 0
 
 
+class MetricsSource(Protocol):
+    """What the endpoints read: the live runner satisfies it (so this module never imports it)."""
+
+    metrics: Metrics
+    metrics_url: str | None
+
+    @property
+    def session(self) -> Session | None: ...
+
+    @property
+    def feed(self) -> WsFeed | None: ...
+
+    @property
+    def rest(self) -> RestClient | None: ...
+
+
 def _line(name: str, value: float | int, help_: str, kind: str = "gauge",
           labels: str = "") -> list[str]:
     return [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name}{labels} {value}"]
 
 
-def prometheus_text(runner: LiveRunner) -> str:
+def prometheus_text(runner: MetricsSource) -> str:
     m = runner.metrics
     out: list[str] = []
     s = runner.session
@@ -118,7 +136,7 @@ def prometheus_text(runner: LiveRunner) -> str:
     return "\n".join(out) + "\n"
 
 
-def health_doc(runner: LiveRunner) -> dict[str, object]:
+def health_doc(runner: MetricsSource) -> dict[str, object]:
     s = runner.session
     lag = runner.metrics.last_lag_ms
     ok = s is not None and lag < 2000
@@ -127,7 +145,7 @@ def health_doc(runner: LiveRunner) -> dict[str, object]:
             "connections": None if runner.feed is None else runner.feed.connected()}
 
 
-async def serve_metrics(runner: LiveRunner, port: int) -> web.AppRunner:
+async def serve_metrics(runner: MetricsSource, port: int) -> web.AppRunner:
     async def metrics(_req: web.Request) -> web.Response:
         return web.Response(text=prometheus_text(runner),
                             content_type="text/plain", charset="utf-8")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import engine_core as ec
-from engine_adapters.simulation import MarketSimulator, Regime, Segment
 from engine_adapters.storage import iter_journal, iter_ticks, replay, verify
 from engine_app.datadir import ENGINE_VERSION, DataDir
 from engine_app.session import Session, tick_of
+from engine_sim.simulation import MarketSimulator, Regime, Segment
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -16,7 +16,7 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 def feed(session: Session, start_ms: int, seconds: float, seed: int) -> None:
     sim = MarketSimulator(SYMBOLS, [Segment(name="s", seconds=seconds, leader=Regime(),
                                             bystander=Regime())], seed=seed, start_ms=start_ms)
-    from engine_adapters.binance import render
+    from engine_sim import render
 
     nxt = None
     for recv, ev in sim.events():

@@ -14,13 +14,13 @@ import pytest
 import engine_core as ec
 from engine_adapters.binance.rest_client import RestClientConfig
 from engine_adapters.binance.ws_client import WsClientConfig
-from engine_adapters.fake_exchange import FakeBinance
-from engine_adapters.fake_exchange.faults import FakeConfig, Faults
-from engine_adapters.simulation import MarketSimulator, Regime, Segment
 from engine_adapters.storage import iter_journal, read_log, replay, verify
 from engine_app.cli import main
 from engine_app.live import LiveOptions, LiveRunner
 from engine_app.session import Session
+from engine_sim.fake_exchange import FakeBinance
+from engine_sim.fake_exchange.faults import FakeConfig, Faults
+from engine_sim.simulation import MarketSimulator, Regime, Segment
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 BUSY = Regime(activity=2.0, vol_bps_s=4.0, liq_prob=0.5, liq_size=0.05)

@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from engine_adapters.capture import CaptureWriter
-from engine_adapters.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
 from engine_adapters.storage import iter_journal
-from engine_adapters.synthetic_capture import capture_lines, write_capture
 from engine_app.cli import main
+from engine_sim.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
+from engine_sim.synthetic_capture import capture_lines, write_capture
 from tests.property.streams import streams
 
 ROOT = Path(__file__).resolve().parents[2]

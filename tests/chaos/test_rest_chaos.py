@@ -8,8 +8,8 @@ from typing import Any
 
 from engine_adapters.binance.rest_client import OPEN_INTEREST, RestClient, RestClientConfig
 from engine_adapters.binance.ws_client import HealthNotice
-from engine_adapters.fake_exchange import FakeBinance, FakeConfig, Faults
 from engine_core.events import FundingReceived, HealthKind, OpenInterestReceived
+from engine_sim.fake_exchange import FakeBinance, FakeConfig, Faults
 
 OI = {"symbol": "BTCUSDT"}
 #: Symbols that already have open interest to serve.

@@ -15,8 +15,8 @@ import orjson
 from engine_adapters.binance.dedup import Deduper, IdGap
 from engine_adapters.binance.rest_client import RestClient
 from engine_adapters.binance.ws_client import HealthNotice, WsClientConfig, WsFeed
-from engine_adapters.fake_exchange import FakeBinance, FakeConfig, Faults
 from engine_core.events import HealthKind, TradeReceived
+from engine_sim.fake_exchange import FakeBinance, FakeConfig, Faults
 
 FAST: dict[str, Any] = {"watchdog_interval_s": 0.05, "backoff_base_s": 0.05,
                         "backoff_cap_s": 0.2}

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from engine_adapters.binance import render
 from engine_adapters.binance.dedup import Deduper, Verdict
 from engine_adapters.binance.endpoints import Base, plan_connections, universe_streams
 from engine_adapters.clock import TICK_MS, RealClock, VirtualClock, offset_from, tick_of
 from engine_core.events import FundingReceived, OpenInterestReceived
+from engine_sim import render
 
 REST = Path("/work/shared/fixtures/binance/rest")
 WS = Path("/work/shared/fixtures/binance/ws")

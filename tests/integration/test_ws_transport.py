@@ -11,7 +11,6 @@ import aiohttp
 
 from engine_adapters.binance.endpoints import universe_streams
 from engine_adapters.binance.ws_client import HealthNotice, WsClientConfig, WsFeed
-from engine_adapters.fake_exchange import FakeBinance, FakeConfig
 from engine_core.events import (
     BookTickerReceived,
     HealthKind,
@@ -20,6 +19,7 @@ from engine_core.events import (
     Side,
     TradeReceived,
 )
+from engine_sim.fake_exchange import FakeBinance, FakeConfig
 
 FIX = Path("/work/shared/fixtures/binance/ws")
 

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 import engine_core as ec
-from engine_adapters.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
 from engine_adapters.storage import alert_to_json
+from engine_sim.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
 from tests.drive import run
 
 DEMO_TOML = Path(__file__).resolve().parents[2] / "engine_app" / "resources" / "demo.toml"

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import engine_core as ec
-from engine_adapters.simulation import DEFAULT_SPECS, MarketSimulator, calm_script, cascade_script
+from engine_sim.simulation import DEFAULT_SPECS, MarketSimulator, calm_script, cascade_script
 from tests.drive import run
 
 SYMBOLS = tuple(sorted(s.symbol for s in DEFAULT_SPECS))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from engine_adapters.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
-from engine_adapters.synthetic_capture import write_capture
 from engine_app.cli import main
+from engine_sim.simulation import DEFAULT_SPECS, MarketSimulator, cascade_script
+from engine_sim.synthetic_capture import write_capture
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_TOML = ROOT / "engine_app" / "resources" / "demo.toml"

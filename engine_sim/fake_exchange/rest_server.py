@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from engine_adapters.binance import render
-from engine_adapters.fake_exchange.faults import FakeConfig, FakeStats, Faults
 from engine_core.events import FundingReceived, OpenInterestReceived, TradeReceived
+from engine_sim import render
+from engine_sim.fake_exchange.faults import FakeConfig, FakeStats, Faults
 
 WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 _JSON = "application/json"

@@ -22,9 +22,9 @@ from typing import Any
 import orjson
 from aiohttp import WSMsgType, web
 
-from engine_adapters.binance import render
 from engine_adapters.binance.endpoints import Base, base_of
-from engine_adapters.fake_exchange.faults import (
+from engine_sim import render
+from engine_sim.fake_exchange.faults import (
     FakeConfig,
     FakeStats,
     Faults,

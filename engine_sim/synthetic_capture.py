@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine_adapters.binance import render
 from engine_adapters.capture import CaptureWriter
 from engine_core.events import (
     BookTickerReceived,
@@ -21,6 +20,7 @@ from engine_core.events import (
     OpenInterestReceived,
     TradeReceived,
 )
+from engine_sim import render
 
 _SUFFIX = {TradeReceived: "@aggTrade", BookTickerReceived: "@bookTicker",
            MarkPriceReceived: "@markPrice@1s", LiquidationReceived: "@forceOrder"}

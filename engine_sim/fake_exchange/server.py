@@ -14,11 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from aiohttp import web
 
-from engine_adapters.binance import render
 from engine_adapters.binance.endpoints import Base
-from engine_adapters.fake_exchange.faults import FakeConfig, FakeStats, Faults
-from engine_adapters.fake_exchange.rest_server import MarketState, RestApi
-from engine_adapters.fake_exchange.ws_server import WsHub
 from engine_core.events import (
     BookTickerReceived,
     FundingReceived,
@@ -27,6 +23,10 @@ from engine_core.events import (
     OpenInterestReceived,
     TradeReceived,
 )
+from engine_sim import render
+from engine_sim.fake_exchange.faults import FakeConfig, FakeStats, Faults
+from engine_sim.fake_exchange.rest_server import MarketState, RestApi
+from engine_sim.fake_exchange.ws_server import WsHub
 
 
 class FakeBinance:
