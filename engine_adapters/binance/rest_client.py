@@ -375,7 +375,10 @@ def _retry_after(value: str | None, default: float) -> float:
 _AGG_ID = re.compile(r'"a"\s*:\s*(\d+)')
 
 
-def _last_agg_id(body: str) -> int | None:
+def last_agg_id(body: str) -> int | None:
     """The last `a` of an aggTrades page (ids only: parsing values is not our job)."""
     ids = _AGG_ID.findall(body)
     return int(ids[-1]) if ids else None
+
+
+_last_agg_id = last_agg_id
