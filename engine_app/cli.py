@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     from engine_app.commands_live import add_commands
 
     add_commands(sub)
+    from engine_app.sweep import add_commands as add_sweep_commands
+
+    add_sweep_commands(sub)
     return p
 
 
