@@ -5,7 +5,7 @@ which is itself rebuilt from earlier records. So live mode and `verify` (log -> 
 same function on the same integers and must agree bit for bit (SPEC section 4). It never looks
 at a clock: the 15-minute window is `bucket = tick_id // ticks_per_bucket`.
 
-Rules (each mirrored in docs/rules.md):
+Rules (each mirrored in docs/rules.md; `TABLE` below is the one place they are decided):
   STRUCTURAL_FRAGILE        a symbol enters FRAGILE from BUILD or PRESSURE (an escalation; a
                             TRIGGER_READY symbol decaying back to FRAGILE is not news)
   STRUCTURAL_TRIGGER_READY  a symbol enters TRIGGER_READY
@@ -20,10 +20,12 @@ A record flagged SESSION_START resets the engine's memory: a restart is not a tr
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 
 import attrs
 
+from engine_core.fsm import TableError
 from engine_core.record import Record
 from engine_core.states import (
     AlertKind,
@@ -42,12 +44,76 @@ _ESCALATES_TO_FRAGILE = (int(StructuralState.BUILD), int(StructuralState.PRESSUR
 _STABLE = (_FRAGILE, _TRIGGER_READY)
 _SYSTEMIC_CLUSTERS = (int(ClusterState.CLUSTER_FRAGILE), int(ClusterState.CLUSTER_UNWIND))
 _SESSION_START = int(Quality.SESSION_START)
+_BUILD = int(StructuralState.BUILD)
 
-BIT_FRAGILE = alert_bit(AlertKind.STRUCTURAL_FRAGILE)
-BIT_TRIGGER_READY = alert_bit(AlertKind.STRUCTURAL_TRIGGER_READY)
-BIT_UNWIND = alert_bit(AlertKind.STRUCTURAL_UNWIND)
 BIT_SYSTEMIC = alert_bit(AlertKind.SYSTEMIC_ALERT)
-BIT_STABLE = alert_bit(AlertKind.STABLE_15M_ALERT)
+
+
+class AlertGuard(enum.IntEnum):
+    """The conditions the alert table is written in (computed by `evaluate` from records)."""
+
+    #: Market-wide: the cluster changed into CLUSTER_FRAGILE or CLUSTER_UNWIND this tick.
+    CLUSTER_ESCALATED = 0
+    #: The symbol's state changed to FRAGILE from BUILD or PRESSURE (not a decay from above).
+    ENTERED_FRAGILE = 1
+    #: The symbol's state changed to TRIGGER_READY.
+    ENTERED_TRIGGER_READY = 2
+    #: The symbol's state changed to UNWIND.
+    ENTERED_UNWIND = 3
+    #: Last tick of a bucket, and the symbol was FRAGILE or TRIGGER_READY on all its ticks.
+    STABLE_THROUGH_BUCKET = 4
+
+
+#: Guards about the whole market: their alert is raised once (token_id -1) and its bit is set
+#: in every record of the tick.
+MARKET_GUARDS = frozenset({AlertGuard.CLUSTER_ESCALATED})
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class AlertRule:
+    """When `when` holds, raise an alert of kind `target` and set its bit in the record."""
+
+    when: AlertGuard
+    target: AlertKind
+
+
+A = AlertGuard
+K = AlertKind
+
+#: Source: design note step 10 (transitions that matter + the 15-minute persistence alert);
+#: docs/rules.md section 9. Row order is the order of a token's alerts within a tick.
+TABLE: tuple[AlertRule, ...] = (
+    AlertRule(when=A.CLUSTER_ESCALATED, target=K.SYSTEMIC_ALERT),
+    # "a TRIGGER_READY symbol decaying back to FRAGILE is not news"
+    AlertRule(when=A.ENTERED_FRAGILE, target=K.STRUCTURAL_FRAGILE),
+    AlertRule(when=A.ENTERED_TRIGGER_READY, target=K.STRUCTURAL_TRIGGER_READY),
+    AlertRule(when=A.ENTERED_UNWIND, target=K.STRUCTURAL_UNWIND),
+    AlertRule(when=A.STABLE_THROUGH_BUCKET, target=K.STABLE_15M_ALERT),
+)
+
+
+def compile_alerts(rules: Sequence[AlertRule]
+                   ) -> tuple[tuple[tuple[int, AlertKind], ...], tuple[tuple[int, AlertKind], ...]]:
+    """(market rows, token rows) as (guard, kind), each guard exactly once, NO_ALERT never."""
+    seen: set[AlertGuard] = set()
+    market: list[tuple[int, AlertKind]] = []
+    token: list[tuple[int, AlertKind]] = []
+    for r in rules:
+        if not isinstance(r.when, AlertGuard) or not isinstance(r.target, AlertKind):
+            raise TableError(f"alerts: rule {r!r} is not an (AlertGuard, AlertKind) row")
+        if r.when in seen:
+            raise TableError(f"alerts: guard {r.when.name} has two rows")
+        if r.target is AlertKind.NO_ALERT:
+            raise TableError(f"alerts: rule {r.when.name} raises NO_ALERT")
+        seen.add(r.when)
+        (market if r.when in MARKET_GUARDS else token).append((int(r.when), r.target))
+    missing = [g.name for g in AlertGuard if g not in seen]
+    if missing:
+        raise TableError(f"alerts: no row for guard(s) {', '.join(missing)}")
+    return tuple(market), tuple(token)
+
+
+_MARKET_ROWS, _TOKEN_ROWS = compile_alerts(TABLE)
 
 #: token_id of a market-wide alert.
 MARKET_WIDE = -1
@@ -98,22 +164,43 @@ def bucket_name(ticks_per_bucket: int) -> str:
     return f"{ms / 1000:g}-second"
 
 
-def _token_alert(kind: AlertKind, r: Record, symbol: str, bucket: str = "15-minute") -> Alert:
-    fsm = StructuralState(r.fsm)
+def _token_alert(kind: AlertKind, r: Record, symbol: str, bucket: str) -> Alert:
     cost = r.trigger_cost / 100
-    text = {
-        AlertKind.STRUCTURAL_FRAGILE: f"{symbol} turned FRAGILE: leverage build-up meets a cheap "
-                                      f"trigger (trigger cost {cost:.2f})",
-        AlertKind.STRUCTURAL_TRIGGER_READY: f"{symbol} is TRIGGER_READY: the trigger is being "
-                                            f"pulled (trigger cost {cost:.2f})",
-        AlertKind.STRUCTURAL_UNWIND: f"{symbol} is UNWINDING: liquidations and open interest "
-                                     f"leaving",
-        AlertKind.STABLE_15M_ALERT: f"{symbol} stayed FRAGILE or TRIGGER_READY through the "
-                                    f"whole {bucket} bucket",
-    }[kind]
-    return Alert(tick_id=r.tick_id, kind=kind, token_id=r.token_id, symbol=symbol, fsm=fsm,
-                 tier=Tier(r.tier), cluster=ClusterState(r.cluster), phase=EventPhase(r.phase),
-                 event_id=r.event_id, trigger_cost=cost, message=text)
+    match kind:
+        case AlertKind.STRUCTURAL_FRAGILE:
+            text = (f"{symbol} turned FRAGILE: leverage build-up meets a cheap trigger "
+                    f"(trigger cost {cost:.2f})")
+        case AlertKind.STRUCTURAL_TRIGGER_READY:
+            text = (f"{symbol} is TRIGGER_READY: the trigger is being pulled "
+                    f"(trigger cost {cost:.2f})")
+        case AlertKind.STRUCTURAL_UNWIND:
+            text = f"{symbol} is UNWINDING: liquidations and open interest leaving"
+        case AlertKind.STABLE_15M_ALERT:
+            text = f"{symbol} stayed FRAGILE or TRIGGER_READY through the whole {bucket} bucket"
+        case _:
+            raise ValueError(f"alert kind {kind.name} is not about one symbol "
+                             f"(token {r.token_id}, tick {r.tick_id})")
+    return Alert(tick_id=r.tick_id, kind=kind, token_id=r.token_id, symbol=symbol,
+                 fsm=StructuralState(r.fsm), tier=Tier(r.tier), cluster=ClusterState(r.cluster),
+                 phase=EventPhase(r.phase), event_id=r.event_id, trigger_cost=cost, message=text)
+
+
+def _market_alert(kind: AlertKind, records: Sequence[Record]) -> Alert:
+    first = records[0]
+    cs = ClusterState(first.cluster)
+    match kind:
+        case AlertKind.SYSTEMIC_ALERT:
+            fsms = [r.fsm for r in records]
+            n_unwind = fsms.count(_UNWIND)
+            n_fragile = fsms.count(_FRAGILE) + fsms.count(_TRIGGER_READY)
+            what = "is UNWINDING" if cs is ClusterState.CLUSTER_UNWIND else "turned FRAGILE"
+            text = (f"Market-wide: the cluster {what} ({n_unwind} of {len(records)} symbols "
+                    f"unwinding, {n_fragile} fragile or trigger-ready; event {first.event_id})")
+        case _:
+            raise ValueError(f"alert kind {kind.name} is not market-wide (tick {first.tick_id})")
+    return Alert(tick_id=first.tick_id, kind=kind, token_id=MARKET_WIDE, symbol="*", fsm=None,
+                 tier=None, cluster=cs, phase=EventPhase(first.phase), event_id=first.event_id,
+                 trigger_cost=None, message=text)
 
 
 def evaluate(state: AlertState, records: Sequence[Record]
@@ -138,59 +225,51 @@ def evaluate(state: AlertState, records: Sequence[Record]
     if first.quality & _SESSION_START:
         prev_fsm = None
         prev_cluster = int(ClusterState.CLUSTER_CALM)
-        bucket, in_bucket, stable = -1, 0, (0,) * n
+        bucket_no, in_bucket, stable = -1, 0, (0,) * n
     else:
-        bucket, in_bucket = state.bucket, state.ticks_in_bucket
+        bucket_no, in_bucket = state.bucket, state.ticks_in_bucket
     tpb = state.ticks_per_bucket
     b = tick // tpb
-    if b != bucket:
-        bucket, in_bucket, stable = b, 0, (0,) * n
+    if b != bucket_no:
+        bucket_no, in_bucket, stable = b, 0, (0,) * n
     in_bucket += 1
     bucket_closes = tick % tpb == tpb - 1 and in_bucket == tpb
 
     cluster = first.cluster
-    systemic = cluster != prev_cluster and cluster in _SYSTEMIC_CLUSTERS
+    market_guards = (cluster != prev_cluster and cluster in _SYSTEMIC_CLUSTERS,)  # by AlertGuard
+    alerts: list[Alert] = []
+    market_mask = 0
+    for guard, kind in _MARKET_ROWS:
+        if market_guards[guard]:
+            market_mask |= alert_bit(kind)
+            alerts.append(_market_alert(kind, records))
     masks: list[int] = []
-    token_alerts: list[Alert] = []
     new_stable: list[int] = []
+    bucket = bucket_name(tpb)
     for i, r in enumerate(records):
         cur = r.fsm
-        mask = BIT_SYSTEMIC if systemic else 0
-        prev = prev_fsm[i] if prev_fsm is not None else int(StructuralState.BUILD)
-        if cur != prev:
-            if cur == _FRAGILE and prev in _ESCALATES_TO_FRAGILE:
-                mask |= BIT_FRAGILE
-                token_alerts.append(_token_alert(AlertKind.STRUCTURAL_FRAGILE, r, symbols[i]))
-            elif cur == _TRIGGER_READY:
-                mask |= BIT_TRIGGER_READY
-                token_alerts.append(_token_alert(AlertKind.STRUCTURAL_TRIGGER_READY, r, symbols[i]))
-            elif cur == _UNWIND:
-                mask |= BIT_UNWIND
-                token_alerts.append(_token_alert(AlertKind.STRUCTURAL_UNWIND, r, symbols[i]))
+        mask = market_mask
+        prev = prev_fsm[i] if prev_fsm is not None else _BUILD
         s = stable[i] + 1 if cur in _STABLE else stable[i]
         new_stable.append(s)
-        if bucket_closes and s == tpb:
-            mask |= BIT_STABLE
-            token_alerts.append(_token_alert(AlertKind.STABLE_15M_ALERT, r, symbols[i],
-                                             bucket_name(tpb)))
+        # every token guard needs a state change or a bucket close: skip the rest quickly
+        if cur != prev or bucket_closes:
+            changed = cur != prev
+            g = (
+                False,  # CLUSTER_ESCALATED (market-wide, above)
+                changed and cur == _FRAGILE and prev in _ESCALATES_TO_FRAGILE,  # ENTERED_FRAGILE
+                changed and cur == _TRIGGER_READY,  # ENTERED_TRIGGER_READY
+                changed and cur == _UNWIND,  # ENTERED_UNWIND
+                bucket_closes and s == tpb,  # STABLE_THROUGH_BUCKET
+            )
+            for guard, kind in _TOKEN_ROWS:
+                if g[guard]:
+                    mask |= alert_bit(kind)
+                    alerts.append(_token_alert(kind, r, symbols[i], bucket))
         masks.append(mask)
 
-    alerts: list[Alert] = []
-    if systemic:
-        fsms = [r.fsm for r in records]
-        n_unwind = fsms.count(_UNWIND)
-        n_fragile = fsms.count(_FRAGILE) + fsms.count(_TRIGGER_READY)
-        cs = ClusterState(cluster)
-        what = "is UNWINDING" if cs is ClusterState.CLUSTER_UNWIND else "turned FRAGILE"
-        alerts.append(Alert(
-            tick_id=tick, kind=AlertKind.SYSTEMIC_ALERT, token_id=MARKET_WIDE, symbol="*",
-            fsm=None, tier=None, cluster=cs, phase=EventPhase(first.phase), event_id=first.event_id,
-            trigger_cost=None,
-            message=f"Market-wide: the cluster {what} ({n_unwind} of {n} symbols unwinding, "
-                    f"{n_fragile} fragile or trigger-ready; event {first.event_id})"))
-    alerts.extend(token_alerts)
     new_state = AlertState(
         symbols=symbols, ticks_per_bucket=tpb, prev_fsm=tuple(r.fsm for r in records),
-        prev_cluster=cluster, bucket=bucket, ticks_in_bucket=in_bucket,
+        prev_cluster=cluster, bucket=bucket_no, ticks_in_bucket=in_bucket,
         stable_ticks=tuple(new_stable))
     return new_state, tuple(masks), tuple(alerts)

@@ -17,41 +17,72 @@ one symbol alone is never "systemic" in a large universe.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 
 import attrs
 
 from engine_core.config import ClusterConfig
-from engine_core.fsm import AT_ONCE, Compiled, Rule, advance, compile_table, legal_moves
+from engine_core.fsm import AT_ONCE, Compiled, Rule, advance, compile_table
 from engine_core.states import NOT_LIVE, ClusterState, StructuralState
 
 C = ClusterState
 #: Cadence fixed by the design note: "only if tickId % 4 == 0".
 CLUSTER_EVERY_TICKS = 4
 
+class ClusterGuard(enum.IntEnum):
+    """The conditions the cluster table is written in (computed by `guards`)."""
+
+    #: Fewer than `min_live_fraction` of the symbols have live data (or there are none).
+    DEGRADED = 0
+    #: At least `min_symbols` unwinding and their share at or above `unwind_enter`.
+    UNWIND_HOT = 1
+    #: The unwinding share below `unwind_exit`.
+    UNWIND_COLD = 2
+    #: At least `min_symbols` fragile or trigger-ready and their share at or above `fragile_enter`.
+    FRAGILE_HOT = 3
+    #: The fragile share below `fragile_exit`.
+    FRAGILE_COLD = 4
+    #: The share under pressure (or worse) at or above `heat_enter`.
+    HEAT_HOT = 5
+    #: The share under pressure below `heat_exit`.
+    HEAT_COLD = 6
+    #: The state's age has reached `cooldown_updates`.
+    COOLED = 7
+
+
+G = ClusterGuard
+
+#: Source: design note step 8 (shares of symbol states, persist + decay, once per second);
+#: the DEGRADED rows come first in every state: "no decision on missing data" (docs/rules.md 7),
+#: the cluster holds its state and the count being made is dropped.
 TABLE: tuple[Rule, ...] = (
-    Rule(source=C.CLUSTER_CALM, when="unwind_hot", target=C.CLUSTER_UNWIND, hold="persist_updates"),
-    Rule(source=C.CLUSTER_CALM, when="fragile_hot", target=C.CLUSTER_FRAGILE,
+    Rule(source=C.CLUSTER_CALM, when=G.DEGRADED, target=C.CLUSTER_CALM, hold=AT_ONCE),
+    Rule(source=C.CLUSTER_CALM, when=G.UNWIND_HOT, target=C.CLUSTER_UNWIND,
          hold="persist_updates"),
-    Rule(source=C.CLUSTER_CALM, when="heat_hot", target=C.CLUSTER_HEATING, hold="persist_updates"),
-    Rule(source=C.CLUSTER_HEATING, when="unwind_hot", target=C.CLUSTER_UNWIND,
+    Rule(source=C.CLUSTER_CALM, when=G.FRAGILE_HOT, target=C.CLUSTER_FRAGILE,
          hold="persist_updates"),
-    Rule(source=C.CLUSTER_HEATING, when="fragile_hot", target=C.CLUSTER_FRAGILE,
+    Rule(source=C.CLUSTER_CALM, when=G.HEAT_HOT, target=C.CLUSTER_HEATING, hold="persist_updates"),
+    Rule(source=C.CLUSTER_HEATING, when=G.DEGRADED, target=C.CLUSTER_HEATING, hold=AT_ONCE),
+    Rule(source=C.CLUSTER_HEATING, when=G.UNWIND_HOT, target=C.CLUSTER_UNWIND,
          hold="persist_updates"),
-    Rule(source=C.CLUSTER_HEATING, when="heat_cold", target=C.CLUSTER_CALM, hold="decay_updates"),
-    Rule(source=C.CLUSTER_FRAGILE, when="unwind_hot", target=C.CLUSTER_UNWIND,
+    Rule(source=C.CLUSTER_HEATING, when=G.FRAGILE_HOT, target=C.CLUSTER_FRAGILE,
          hold="persist_updates"),
-    Rule(source=C.CLUSTER_FRAGILE, when="fragile_cold", target=C.CLUSTER_HEATING,
+    Rule(source=C.CLUSTER_HEATING, when=G.HEAT_COLD, target=C.CLUSTER_CALM, hold="decay_updates"),
+    Rule(source=C.CLUSTER_FRAGILE, when=G.DEGRADED, target=C.CLUSTER_FRAGILE, hold=AT_ONCE),
+    Rule(source=C.CLUSTER_FRAGILE, when=G.UNWIND_HOT, target=C.CLUSTER_UNWIND,
+         hold="persist_updates"),
+    Rule(source=C.CLUSTER_FRAGILE, when=G.FRAGILE_COLD, target=C.CLUSTER_HEATING,
          hold="decay_updates"),
-    Rule(source=C.CLUSTER_UNWIND, when="unwind_cold", target=C.CLUSTER_COOLDOWN,
+    Rule(source=C.CLUSTER_UNWIND, when=G.DEGRADED, target=C.CLUSTER_UNWIND, hold=AT_ONCE),
+    Rule(source=C.CLUSTER_UNWIND, when=G.UNWIND_COLD, target=C.CLUSTER_COOLDOWN,
          hold="decay_updates"),
-    Rule(source=C.CLUSTER_COOLDOWN, when="unwind_hot", target=C.CLUSTER_UNWIND,
+    Rule(source=C.CLUSTER_COOLDOWN, when=G.DEGRADED, target=C.CLUSTER_COOLDOWN, hold=AT_ONCE),
+    Rule(source=C.CLUSTER_COOLDOWN, when=G.UNWIND_HOT, target=C.CLUSTER_UNWIND,
          hold="persist_updates"),
-    Rule(source=C.CLUSTER_COOLDOWN, when="cooled", target=C.CLUSTER_CALM, hold=AT_ONCE),
+    # fixed waits count the state's age (docs/rules.md 6.3)
+    Rule(source=C.CLUSTER_COOLDOWN, when=G.COOLED, target=C.CLUSTER_CALM, hold=AT_ONCE),
 )
-GUARDS = ("unwind_hot", "unwind_cold", "fragile_hot", "fragile_cold", "heat_hot", "heat_cold",
-          "cooled")
-LEGAL = legal_moves(TABLE)
 
 _PRESSURE = int(StructuralState.PRESSURE)
 _FRAGILE = int(StructuralState.FRAGILE)
@@ -61,7 +92,7 @@ _NOT_LIVE = int(NOT_LIVE)
 
 
 def compile_rules(c: ClusterConfig) -> Compiled:
-    return compile_table("cluster", ClusterState, TABLE, GUARDS, c)
+    return compile_table("cluster", ClusterState, ClusterGuard, TABLE, c)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -100,20 +131,17 @@ def update(ctx: ClusterContext, fsm_states: Sequence[int], qualities: Sequence[i
     heat = n_heat / live if live else 0.0
     fragile = n_fragile / live if live else 0.0
     unwind = n_unwind / live if live else 0.0
-    if degraded:
-        return ClusterContext(state=ctx.state, age=ctx.age + 1, pending=-1, count=0,
-                              degraded=True, live=live, heat=heat, fragile=fragile, unwind=unwind)
     need = c.min_symbols if c.min_symbols < n else n
-    g = {
-        "unwind_hot": n_unwind >= need and unwind >= c.unwind_enter,
-        "unwind_cold": unwind < c.unwind_exit,
-        "fragile_hot": n_fragile >= need and fragile >= c.fragile_enter,
-        "fragile_cold": fragile < c.fragile_exit,
-        "heat_hot": heat >= c.heat_enter,
-        "heat_cold": heat < c.heat_exit,
-        "cooled": ctx.age + 1 >= c.cooldown_updates,
-    }
-    state, pending, count = advance(ctx.state, ctx.pending, ctx.count, g, rules)
-    return ClusterContext(state=state, age=ctx.age + 1 if state == ctx.state else 0,
-                          pending=pending, count=count, degraded=False, live=live, heat=heat,
-                          fragile=fragile, unwind=unwind)
+    g = (
+        degraded,  # DEGRADED
+        n_unwind >= need and unwind >= c.unwind_enter,  # UNWIND_HOT
+        unwind < c.unwind_exit,  # UNWIND_COLD
+        n_fragile >= need and fragile >= c.fragile_enter,  # FRAGILE_HOT
+        fragile < c.fragile_exit,  # FRAGILE_COLD
+        heat >= c.heat_enter,  # HEAT_HOT
+        heat < c.heat_exit,  # HEAT_COLD
+        ctx.age + 1 >= c.cooldown_updates,  # COOLED
+    )
+    state, age, pending, count = advance(ctx.state, ctx.age, ctx.pending, ctx.count, g, rules)
+    return ClusterContext(state=state, age=age, pending=pending, count=count, degraded=degraded,
+                          live=live, heat=heat, fragile=fragile, unwind=unwind)

@@ -33,27 +33,10 @@ from engine_core.events import (
     Side,
     TradeReceived,
 )
-from engine_core.states import Quality
+from engine_core.quality import flags_of
 from engine_core.ticks import TICK_MS
 
 _NEVER = -(10**18)
-
-# Plain ints: IntFlag arithmetic is slow on the per-token path.
-_OVERLOAD = int(Quality.OVERLOAD)
-_CATCH_UP = int(Quality.CATCH_UP)
-_NO_BOOK = int(Quality.NO_BOOK)
-_STALE_BOOK = int(Quality.STALE_BOOK)
-_STALE_MARK = int(Quality.STALE_MARK)
-_STALE_OI = int(Quality.STALE_OI)
-_TRADE_GAP = int(Quality.TRADE_GAP)
-_LIQUIDATION_GAP = int(Quality.LIQUIDATION_GAP)
-_RECONNECT = int(Quality.RECONNECT)
-_REST_DEGRADED = int(Quality.REST_DEGRADED)
-_FEED_STALE = int(Quality.FEED_STALE)
-_LATE_DATA = int(Quality.LATE_DATA)
-_LIQUIDATION_SATURATED = int(Quality.LIQUIDATION_SATURATED)
-_WARMUP = int(Quality.WARMUP)
-
 
 def alpha(window_ticks: int) -> float:
     """EMA smoothing factor of a window counted in ticks."""
@@ -210,7 +193,7 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     reconnect_tick, rest_tick, feed_stale = st.reconnect_tick, st.rest_tick, st.feed_stale
     n_trades = 0
     volume = notional = delta = liq_l = liq_s = 0.0
-    flags = 0
+    overload = catch_up = False
     late_before = tick * TICK_MS - p.late_ms
     late = False
 
@@ -261,9 +244,9 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
             elif k is HealthKind.STREAM_RESUMED:
                 feed_stale = False
             elif k is HealthKind.OVERLOAD:
-                flags |= _OVERLOAD
+                overload = True
             elif k is HealthKind.CATCH_UP:
-                flags |= _CATCH_UP
+                catch_up = True
             elif k is HealthKind.REST_DEGRADED:
                 rest_tick = tick
             continue
@@ -328,33 +311,25 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     premium_pct = (mark / index - 1.0) * 100.0 if has_mark else 0.0
     mark_vs_mid = (mark / mid - 1.0) * 100.0 if has_mark and has_book else 0.0
 
-    # --- data quality -------------------------------------------------------------------------
+    # --- data quality: the conditions of the quality table (quality.py), in guard order ---
     since = st.session_tick
     hold = p.hold_ticks
-    if not has_book:
-        flags |= _NO_BOOK
-    elif tick - book_tick >= p.stale_book_ticks:
-        flags |= _STALE_BOOK
-    if tick - max(mark_tick, since) >= p.stale_mark_ticks:
-        flags |= _STALE_MARK
-    if tick - max(oi_tick, since) >= p.stale_oi_ticks:
-        flags |= _STALE_OI
-    if tick - trade_gap_tick < hold:
-        flags |= _TRADE_GAP
-    if tick - liq_gap_tick < hold:
-        flags |= _LIQUIDATION_GAP
-    if tick - reconnect_tick < hold:
-        flags |= _RECONNECT
-    if tick - rest_tick < hold:
-        flags |= _REST_DEGRADED
-    if feed_stale:
-        flags |= _FEED_STALE
-    if late:
-        flags |= _LATE_DATA
-    if tick - liq_sat_tick < hold:
-        flags |= _LIQUIDATION_SATURATED
-    if tick - since < p.warmup_ticks:
-        flags |= _WARMUP
+    flags = flags_of((
+        overload,  # OVERLOAD_REPORTED
+        catch_up,  # CATCH_UP_REPORTED
+        not has_book,  # NO_BOOK_YET
+        has_book and tick - book_tick >= p.stale_book_ticks,  # BOOK_STALE
+        tick - max(mark_tick, since) >= p.stale_mark_ticks,  # MARK_STALE
+        tick - max(oi_tick, since) >= p.stale_oi_ticks,  # OI_STALE
+        tick - trade_gap_tick < hold,  # TRADE_GAP_RECENT
+        tick - liq_gap_tick < hold,  # LIQUIDATION_GAP_RECENT
+        tick - reconnect_tick < hold,  # RECONNECT_RECENT
+        tick - rest_tick < hold,  # REST_DEGRADED_RECENT
+        feed_stale,  # FEED_SILENT
+        late,  # EVENTS_LATE
+        tick - liq_sat_tick < hold,  # LIQUIDATION_CAP_BINDING
+        tick - since < p.warmup_ticks,  # WARMING_UP
+    ))
 
     new = FeatureState(
         session_tick=since, bid=bid, ask=ask, bid_qty=bid_qty, ask_qty=ask_qty,

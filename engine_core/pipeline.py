@@ -160,8 +160,7 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     if tick_id % CLUSTER_EVERY_TICKS == 0:
         cl = cluster_fsm.update(cl, [p[4].state for p in parts], [p[0].quality for p in parts],
                                 cfg.cluster, params.cluster)
-        if not cl.degraded:  # no phase decisions on a market we cannot see
-            ph = phase_fsm.update(ph, cl.state, cfg.phase, params.phase)
+        ph = phase_fsm.update(ph, cl.state, cl.degraded, cfg.phase, params.phase)
 
     extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if cl.degraded else 0)
     records: list[Record] = []

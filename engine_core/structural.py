@@ -18,42 +18,71 @@ Guards compare a score with its enter threshold (escalation) or its lower exit t
 
 from __future__ import annotations
 
+import enum
 import math
 
 import attrs
 
 from engine_core.config import StructuralConfig
 from engine_core.features import FeatureFrame
-from engine_core.fsm import AT_ONCE, Compiled, Rule, advance, compile_table, legal_moves
+from engine_core.fsm import AT_ONCE, Compiled, Rule, advance, compile_table
 from engine_core.states import NOT_LIVE, UNHEALTHY, Quality, StructuralState, Tier
 from engine_core.trigger_cost import ramp
 
 S = StructuralState
 
+
+class StructuralGuard(enum.IntEnum):
+    """The conditions the structural table is written in (computed by `guards`)."""
+
+    #: A signal and the unwind score at or above `unwind_enter`.
+    UNWIND_HOT = 0
+    #: The unwind score below `unwind_exit`.
+    UNWIND_COLD = 1
+    #: Live data and the pressure score at or above `pressure_enter`.
+    PRESSURE_HOT = 2
+    #: The pressure score below `pressure_exit`.
+    PRESSURE_COLD = 3
+    #: Live data and the fragile score at or above `fragile_enter`.
+    FRAGILE_HOT = 4
+    #: The fragile score below `fragile_exit`.
+    FRAGILE_COLD = 5
+    #: A signal, healthy data and the trigger score at or above `trigger_enter`.
+    TRIGGER_HOT = 6
+    #: The trigger score below `trigger_exit`.
+    TRIGGER_COLD = 7
+    #: Any UNHEALTHY quality flag.
+    UNHEALTHY = 8
+    #: The state's age has reached `cooldown_ticks`.
+    COOLED = 9
+
+
+G = StructuralGuard
+
 #: The transition table. Rows of one source state are in priority order.
 #: Source: design note step 7, "BUILD -> PRESSURE -> FRAGILE -> TRIGGER_READY -> UNWIND ->
 #: COOLDOWN, persist rule + decay rule"; the escape to UNWIND from every watching state and
-#: the decays one level down are this engine's reading of that rule (docs/rules.md).
+#: the decays one level down are this engine's reading of that rule (docs/rules.md 6.4).
 TABLE: tuple[Rule, ...] = (
-    Rule(source=S.BUILD, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
-    Rule(source=S.BUILD, when="pressure_hot", target=S.PRESSURE, hold="persist_ticks"),
-    Rule(source=S.PRESSURE, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
-    Rule(source=S.PRESSURE, when="fragile_hot", target=S.FRAGILE, hold="persist_ticks"),
-    Rule(source=S.PRESSURE, when="pressure_cold", target=S.BUILD, hold="decay_ticks"),
-    Rule(source=S.FRAGILE, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
-    Rule(source=S.FRAGILE, when="trigger_hot", target=S.TRIGGER_READY, hold="persist_ticks"),
-    Rule(source=S.FRAGILE, when="fragile_cold", target=S.PRESSURE, hold="decay_ticks"),
-    Rule(source=S.TRIGGER_READY, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
-    Rule(source=S.TRIGGER_READY, when="unhealthy", target=S.FRAGILE, hold="health_demote_ticks"),
-    Rule(source=S.TRIGGER_READY, when="trigger_cold", target=S.FRAGILE, hold="decay_ticks"),
-    Rule(source=S.TRIGGER_READY, when="fragile_cold", target=S.FRAGILE, hold="decay_ticks"),
-    Rule(source=S.UNWIND, when="unwind_cold", target=S.COOLDOWN, hold="unwind_end_ticks"),
-    Rule(source=S.COOLDOWN, when="unwind_hot", target=S.UNWIND, hold="unwind_persist_ticks"),
-    Rule(source=S.COOLDOWN, when="cooled", target=S.BUILD, hold=AT_ONCE),
+    Rule(source=S.BUILD, when=G.UNWIND_HOT, target=S.UNWIND, hold="unwind_persist_ticks"),
+    Rule(source=S.BUILD, when=G.PRESSURE_HOT, target=S.PRESSURE, hold="persist_ticks"),
+    Rule(source=S.PRESSURE, when=G.UNWIND_HOT, target=S.UNWIND, hold="unwind_persist_ticks"),
+    Rule(source=S.PRESSURE, when=G.FRAGILE_HOT, target=S.FRAGILE, hold="persist_ticks"),
+    Rule(source=S.PRESSURE, when=G.PRESSURE_COLD, target=S.BUILD, hold="decay_ticks"),
+    Rule(source=S.FRAGILE, when=G.UNWIND_HOT, target=S.UNWIND, hold="unwind_persist_ticks"),
+    Rule(source=S.FRAGILE, when=G.TRIGGER_HOT, target=S.TRIGGER_READY, hold="persist_ticks"),
+    Rule(source=S.FRAGILE, when=G.FRAGILE_COLD, target=S.PRESSURE, hold="decay_ticks"),
+    Rule(source=S.TRIGGER_READY, when=G.UNWIND_HOT, target=S.UNWIND,
+         hold="unwind_persist_ticks"),
+    # "2 s of bad data demote TRIGGER_READY" (docs/rules.md 6.4, why these holds)
+    Rule(source=S.TRIGGER_READY, when=G.UNHEALTHY, target=S.FRAGILE, hold="health_demote_ticks"),
+    Rule(source=S.TRIGGER_READY, when=G.TRIGGER_COLD, target=S.FRAGILE, hold="decay_ticks"),
+    Rule(source=S.TRIGGER_READY, when=G.FRAGILE_COLD, target=S.FRAGILE, hold="decay_ticks"),
+    Rule(source=S.UNWIND, when=G.UNWIND_COLD, target=S.COOLDOWN, hold="unwind_end_ticks"),
+    Rule(source=S.COOLDOWN, when=G.UNWIND_HOT, target=S.UNWIND, hold="unwind_persist_ticks"),
+    # fixed waits count the state's age (docs/rules.md 6.3)
+    Rule(source=S.COOLDOWN, when=G.COOLED, target=S.BUILD, hold=AT_ONCE),
 )
-GUARDS = ("unwind_hot", "unwind_cold", "pressure_hot", "pressure_cold", "fragile_hot",
-          "fragile_cold", "trigger_hot", "trigger_cold", "unhealthy", "cooled")
-LEGAL = legal_moves(TABLE)
 
 _TIER_LEVEL = {int(Tier.TIER_NEUTRAL): 0.0, int(Tier.TIER_EXPANSION): 0.5,
                int(Tier.TIER_OVERLEVERAGED): 1.0, int(Tier.TIER_EXHAUSTED): 0.25}
@@ -64,7 +93,7 @@ _SATURATED = int(Quality.LIQUIDATION_SATURATED)
 
 
 def compile_rules(c: StructuralConfig) -> Compiled:
-    return compile_table("structural", StructuralState, TABLE, GUARDS, c)
+    return compile_table("structural", StructuralState, StructuralGuard, TABLE, c)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -123,8 +152,8 @@ def scores(f: FeatureFrame, tier: int, trigger_cost: float, c: StructuralConfig)
     return Scores(pressure=pressure, fragile=fragile, trigger=trigger, unwind=unwind)
 
 
-def guards(s: Scores, quality: int, age: int, c: StructuralConfig) -> dict[str, bool]:
-    """Every guard of the table for this tick.
+def guards(s: Scores, quality: int, age: int, c: StructuralConfig) -> tuple[bool, ...]:
+    """Every guard of the table for this tick, indexed by `StructuralGuard`.
 
     No escalation while warming up or without a book; no build-up escalation on a stale or
     silent feed (a frozen book looks like compressed volatility, i.e. a cheap trigger).
@@ -132,25 +161,24 @@ def guards(s: Scores, quality: int, age: int, c: StructuralConfig) -> dict[str, 
     ready = not quality & _NO_SIGNAL
     live = ready and not quality & _NOT_LIVE
     healthy = not quality & _UNHEALTHY
-    return {
-        "unwind_hot": ready and s.unwind >= c.unwind_enter,
-        "unwind_cold": s.unwind < c.unwind_exit,
-        "pressure_hot": live and s.pressure >= c.pressure_enter,
-        "pressure_cold": s.pressure < c.pressure_exit,
-        "fragile_hot": live and s.fragile >= c.fragile_enter,
-        "fragile_cold": s.fragile < c.fragile_exit,
+    return (
+        ready and s.unwind >= c.unwind_enter,  # UNWIND_HOT
+        s.unwind < c.unwind_exit,  # UNWIND_COLD
+        live and s.pressure >= c.pressure_enter,  # PRESSURE_HOT
+        s.pressure < c.pressure_exit,  # PRESSURE_COLD
+        live and s.fragile >= c.fragile_enter,  # FRAGILE_HOT
+        s.fragile < c.fragile_exit,  # FRAGILE_COLD
         # missing data must never make a symbol look ready to trigger
-        "trigger_hot": ready and healthy and s.trigger >= c.trigger_enter,
-        "trigger_cold": s.trigger < c.trigger_exit,
-        "unhealthy": not healthy,
+        ready and healthy and s.trigger >= c.trigger_enter,  # TRIGGER_HOT
+        s.trigger < c.trigger_exit,  # TRIGGER_COLD
+        not healthy,  # UNHEALTHY
         # the wait is counted by the state's age, so a one-tick blip cannot restart it
-        "cooled": age + 1 >= c.cooldown_ticks,
-    }
+        age + 1 >= c.cooldown_ticks,  # COOLED
+    )
 
 
 def update(ctx: FsmContext, s: Scores, quality: int, c: StructuralConfig, rules: Compiled
            ) -> FsmContext:
-    state, pending, count = advance(ctx.state, ctx.pending, ctx.count,
-                                    guards(s, quality, ctx.age, c), rules)
-    age = ctx.age + 1 if state == ctx.state else 0
+    state, age, pending, count = advance(ctx.state, ctx.age, ctx.pending, ctx.count,
+                                         guards(s, quality, ctx.age, c), rules)
     return FsmContext(state=state, age=age, pending=pending, count=count)
