@@ -81,6 +81,23 @@ def universe_streams(symbols: Iterable[str], **kinds: bool) -> tuple[str, ...]:
     return tuple(st for sym in sorted(symbols) for st in symbol_streams(sym, **kinds))
 
 
+#: All-market streams (Binance USD-M "Mark Price Stream for All market", "All Market
+#: Liquidation Order Streams"): one stream for every symbol, both on /market (fact 1).
+ALL_MARK_PRICE_1S = "!markPrice@arr@1s"
+ALL_FORCE_ORDER = "!forceOrder@arr"
+#: Not used for the engine: on USD-M `!bookTicker` is pushed every 5 s (its docs page,
+#: "Update Speed: 5s"), while `<symbol>@bookTicker` is real-time.
+ALL_BOOK_TICKER = "!bookTicker"
+
+
+def whole_market_streams(symbols: Iterable[str]) -> tuple[str, ...]:
+    """The streams of `--top all`: per-symbol bookTicker and aggTrade (no all-market
+    equivalent in real time), plus one all-market markPrice@1s and one forceOrder stream
+    instead of two per symbol. Symbols in sorted order."""
+    per_symbol = universe_streams(symbols, mark=False, liquidations=False)
+    return (*per_symbol, ALL_MARK_PRICE_1S, ALL_FORCE_ORDER)
+
+
 @attrs.frozen(kw_only=True, slots=True)
 class ConnectionSpec:
     """One planned WebSocket connection: its base, the streams in its URL, and the rest.
