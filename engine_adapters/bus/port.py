@@ -17,6 +17,7 @@ processes fed the same bytes, give JetStream the same `Nats-Msg-Id` and it store
 
 from __future__ import annotations
 
+import collections
 import hashlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -125,23 +126,26 @@ class MessageIds:
     its first occurrence; memory stays bounded by the lines of that much time.
     """
 
-    __slots__ = ("_by_ms", "_history_ms", "_max_ms")
+    __slots__ = ("_by_ms", "_history_ms", "_max_ms", "_order")
 
     def __init__(self, history_ms: int = 10_000) -> None:
         self._by_ms: dict[int, dict[bytes, int]] = {}
+        self._order: collections.deque[int] = collections.deque()  # ms keys, as created
         self._history_ms = history_ms
         self._max_ms = -1
 
     def __call__(self, line: bytes) -> str:
         ms = recv_ms_of(line)
-        if ms > self._max_ms:
-            self._max_ms = ms
-            if len(self._by_ms) > 64:  # evict old milliseconds now and then, not every line
-                floor = ms - self._history_ms
-                for old in [k for k in self._by_ms if k < floor]:
-                    del self._by_ms[old]
+        seen = self._by_ms.get(ms)
+        if seen is None:
+            seen = self._by_ms[ms] = {}
+            self._order.append(ms)
+            if ms > self._max_ms:
+                self._max_ms = ms
+                floor, order = ms - self._history_ms, self._order
+                while order[0] < floor:
+                    self._by_ms.pop(order.popleft(), None)
         digest = hashlib.blake2b(line, digest_size=10).digest()
-        seen = self._by_ms.setdefault(ms, {})
         n = seen.get(digest, 0)
         seen[digest] = n + 1
         return f"{ms}-{digest.hex()}-{n}"

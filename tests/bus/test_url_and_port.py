@@ -77,3 +77,11 @@ def test_message_ids_are_deterministic_and_tell_repeats_apart() -> None:
     assert len(set(first)) == 5  # the repeat of `a` in the same ms gets occurrence 1
     assert first[0] == message_id(a) and first[2] == message_id(a, 1)
     assert first[0].startswith("1000-") and first[2].endswith("-1")
+
+
+def test_message_ids_keep_a_bounded_history() -> None:
+    ids = MessageIds(history_ms=100)
+    for ms in range(5_000):
+        ids(ws_line(ms, "x"))
+    assert len(ids._by_ms) <= 101
+    assert ids(ws_line(4_990, "x")) == message_id(ws_line(4_990, "x"), 1)  # still remembered
