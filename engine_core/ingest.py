@@ -34,10 +34,11 @@ class CanonicalEngine:
     def ingest(self, event: MarketEvent) -> Rejection | None:
         """Queue one event for the next flush; return a `Rejection` (never raise) if invalid."""
         out = self._normalize(event)
-        if type(out) is Rejection:
-            return out
-        self._buffers[out.token_id].append(out)  # type: ignore[union-attr,arg-type]
-        return None
+        if type(out) is CanonicalEvent:
+            self._buffers[out.token_id].append(out)
+            return None
+        assert isinstance(out, Rejection)
+        return out
 
     def pending(self) -> int:
         """How many events wait for the next flush."""

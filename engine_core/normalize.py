@@ -104,24 +104,22 @@ def _fast_ok(event: MarketEvent) -> bool:
     positive and plausible at once. Anything else takes the slow path, which says what is
     wrong (STYLE rule 6: validation at the boundary, once, and cheap when all is well).
     """
-    cls = type(event)
-    if cls is TradeReceived:
+    if type(event) is TradeReceived:
         e = event
-        p, q, ts, tid = e.price, e.qty, e.exchange_ts, e.trade_id  # type: ignore[union-attr]
+        p, q, ts, tid = e.price, e.qty, e.exchange_ts, e.trade_id
         return (type(p) is float and type(q) is float and type(ts) is int
                 and type(tid) is int and 0.0 < p < MAX_ABS_VALUE and 0.0 < q < MAX_ABS_VALUE
                 and 0 <= ts <= MAX_TS_MS and 0 <= tid <= _ID_MAX
-                and type(e.buyer_is_maker) is bool  # type: ignore[union-attr]
+                and type(e.buyer_is_maker) is bool
                 and type(e.symbol) is str and e.symbol != "")
-    if cls is BookTickerReceived:
-        e = event
-        b, bq, a, aq = e.bid, e.bid_qty, e.ask, e.ask_qty  # type: ignore[union-attr]
-        ts, uid = e.exchange_ts, e.update_id  # type: ignore[union-attr]
+    if type(event) is BookTickerReceived:
+        b, bq, a, aq = event.bid, event.bid_qty, event.ask, event.ask_qty
+        ts, uid, sym = event.exchange_ts, event.update_id, event.symbol
         return (type(b) is float and type(bq) is float and type(a) is float
                 and type(aq) is float and type(ts) is int and type(uid) is int
                 and 0.0 < b <= a < MAX_ABS_VALUE and 0.0 < bq < MAX_ABS_VALUE
                 and 0.0 < aq < MAX_ABS_VALUE and 0 <= ts <= MAX_TS_MS and 0 <= uid <= _ID_MAX
-                and type(e.symbol) is str and e.symbol != "")
+                and type(sym) is str and sym != "")
     return False
 
 
@@ -146,27 +144,34 @@ def validate(event: MarketEvent) -> tuple[str, str] | None:
         err = _check_int(event, name, _ID_MAX)
         if err:
             return name, err
-    if cls is TradeReceived:
-        if type(event.buyer_is_maker) is not bool:  # type: ignore[union-attr]
-            return "buyer_is_maker", "buyer_is_maker must be a bool"
-    elif cls is BookTickerReceived:
-        if event.bid > event.ask:  # type: ignore[union-attr]
-            return "bid", f"crossed book: bid {event.bid!r} > ask {event.ask!r}"  # type: ignore[union-attr]
-    elif cls is LiquidationReceived:
-        if not isinstance(event.side, Side):  # type: ignore[union-attr]
-            return "side", f"side must be a Side, got {event.side!r}"  # type: ignore[union-attr]
-    elif cls is MarkPriceReceived or cls is FundingReceived:
-        rate = event.funding_rate  # type: ignore[union-attr]
-        if not _is_num(rate) or not math.isfinite(rate) or abs(rate) > MAX_ABS_FUNDING:
-            return "funding_rate", f"funding_rate must be a finite rate, got {rate!r}"
-    elif cls is OpenInterestReceived:
-        # zero is refused too: a symbol with open interest has some, and a zero would seed
-        # the OI baselines at nothing (every later value would look like an infinite build-up)
-        oi = event.open_interest  # type: ignore[union-attr]
-        if not _is_num(oi) or not math.isfinite(oi) or oi <= 0 or oi > MAX_ABS_VALUE:
-            return "open_interest", f"open_interest must be a finite number > 0, got {oi!r}"
-    elif cls is DataHealthReceived and not isinstance(event.kind, HealthKind):  # type: ignore[union-attr]
-        return "kind", f"kind must be a HealthKind, got {event.kind!r}"  # type: ignore[union-attr]
+    # Fields are read as `object`: the annotations say what a valid event holds, and this
+    # function exists for the events that do not.
+    match event:
+        case TradeReceived():
+            maker: object = event.buyer_is_maker
+            if type(maker) is not bool:
+                return "buyer_is_maker", "buyer_is_maker must be a bool"
+        case BookTickerReceived() if event.bid > event.ask:
+            return "bid", f"crossed book: bid {event.bid!r} > ask {event.ask!r}"
+        case LiquidationReceived():
+            side: object = event.side
+            if not isinstance(side, Side):
+                return "side", f"side must be a Side, got {side!r}"
+        case MarkPriceReceived() | FundingReceived():
+            rate = event.funding_rate
+            if not _is_num(rate) or not math.isfinite(rate) or abs(rate) > MAX_ABS_FUNDING:
+                return "funding_rate", f"funding_rate must be a finite rate, got {rate!r}"
+        case OpenInterestReceived():
+            # zero is refused too: a symbol with open interest has some, and a zero would seed
+            # the OI baselines at nothing (every later value would look like an infinite
+            # build-up)
+            oi = event.open_interest
+            if not _is_num(oi) or not math.isfinite(oi) or oi <= 0 or oi > MAX_ABS_VALUE:
+                return "open_interest", f"open_interest must be a finite number > 0, got {oi!r}"
+        case DataHealthReceived():
+            kind: object = event.kind
+            if not isinstance(kind, HealthKind):
+                return "kind", f"kind must be a HealthKind, got {kind!r}"
     return None
 
 
