@@ -220,25 +220,25 @@ def flatten(doc: Any, prefix: str) -> dict[str, float]:
 
 # ---------------------------------------------------------------------------- the cluster
 def run_tasks(tasks: Sequence[Task], *, workers: int = 2, scheduler: str | None = None,
+              client: Any = None,
               on_done: Callable[[TaskResult], None] | None = None) -> list[TaskResult]:
-    """Run every task on Dask (a LocalCluster of `workers` processes, or `scheduler`)."""
+    """Run every task on Dask: `client`, or `scheduler`, or a LocalCluster of `workers`."""
     import dask.distributed
 
     dist: Any = dask.distributed  # untyped library: calls go through Any
-    Client, LocalCluster, as_completed = dist.Client, dist.LocalCluster, dist.as_completed
     results: dict[int, TaskResult] = {}
     with contextlib.ExitStack() as stack:
-        if scheduler is not None:
-            client = stack.enter_context(Client(scheduler, timeout="10s"))
-        else:
-            cluster = stack.enter_context(LocalCluster(
+        if client is None and scheduler is not None:
+            client = stack.enter_context(dist.Client(scheduler, timeout="10s"))
+        elif client is None:
+            cluster = stack.enter_context(dist.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True,
-                dashboard_address=None, silence_logs=40, worker_class="distributed.Nanny"))
-            client = stack.enter_context(Client(cluster))
+                dashboard_address=None, silence_logs=40))
+            client = stack.enter_context(dist.Client(cluster))
         futures = client.map(run_task, list(tasks), pure=False,
                              key=[f"sweep-task-{t.index}" for t in tasks])
         by_key = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-        for fut in as_completed(futures):
+        for fut in dist.as_completed(futures):
             task = by_key[fut.key]
             if fut.status == "finished":
                 res: TaskResult = fut.result()
