@@ -2,18 +2,20 @@
 
     python -m engine_app sweep CAPTURE_OR_DIR... --grid structural.unwind_enter=0.4,0.5 \\
         --grid features.slow_window_ticks=1200,2400 [--workers N | --scheduler tcp://H:8786] \\
-        [--objective alerts.total --minimize] [--where run.quarantined<=0] [--out sweep.html]
+        [--objective evaluate.scores.STRUCTURAL_UNWIND.recall.1h] \\
+        [--where evaluate.scores.STRUCTURAL_UNWIND.false_alarms_per_symbol_day<=1] [--out F]
 
 Every grid key is a dotted path into `engine_core.Config` (`section.field`); keys and values
 are checked against the config before anything runs (a bad key or value is a usage error that
 names it). The tasks are the cartesian product inputs x combinations, in a fixed order. Each
 task runs in a Dask worker *through the stable CLI contract*: it writes its overrides as a
 TOML file and calls `python -m engine_app run INPUT --data-dir TMP --config FILE --json`
-in-process, then `evaluate TMP --json` when that command exists (else the figures come from
-the run summary and the data dir's alerts), and returns plain numbers. Nothing time-dependent
-goes into a result, and results are ranked by a total order (objective, then task order), so
-the table, the JSON and the HTML are the same whatever the number of workers. A task that
-fails comes back as a value with its combination and a one-line reason.
+in-process, then `evaluate TMP --json` (when installed), and returns plain numbers: the
+run summary's counts (`run.*`), the data dir's alerts (`alerts.*`) and evaluate's scores
+(`evaluate.*`). Nothing time-dependent goes into a result, and results are ranked by a total
+order (objective, then task order), so the table, the JSON and the HTML are the same whatever
+the number of workers. A task that fails comes back as a value with its combination and a
+one-line reason.
 
 Default cluster: `LocalCluster` with N worker *processes* of one thread each (the engine is
 pure Python: threads would share one GIL); `--scheduler` connects to a running cluster.
@@ -175,7 +177,9 @@ def run_task(task: Task) -> TaskResult:
                 rc, out, err = _call(["evaluate", str(dd), "--json", *task.evaluate_args])
                 if rc != 0:
                     return attrs.evolve(base, error=f"evaluate exited {rc}: {_one_line(err)}")
-                metrics.update(flatten(json.loads(out), "evaluate"))
+                doc = json.loads(out)
+                doc.pop("rules", None)  # the labelling rules are inputs, not results
+                metrics.update(flatten(doc, "evaluate"))
             alerts = dd / "alerts.jsonl"
             digest = hashlib.blake2b(alerts.read_bytes(), digest_size=16).hexdigest() \
                 if alerts.is_file() else ""
@@ -208,11 +212,14 @@ def _run_metrics(summary: Mapping[str, Any], dd: Path) -> dict[str, float]:
 
 
 def flatten(doc: Any, prefix: str) -> dict[str, float]:
-    """Numbers of a JSON document under dotted names (`evaluate.kinds.X.recall.1h`)."""
+    """Numbers of a JSON document under dotted names (`evaluate.scores.X.recall.1h`); a list
+    counts as its length (`evaluate.events.count`)."""
     out: dict[str, float] = {}
     if isinstance(doc, Mapping):
         for k, v in doc.items():
             out.update(flatten(v, f"{prefix}.{k}"))
+    elif isinstance(doc, list):
+        out[f"{prefix}.count"] = float(len(doc))
     elif isinstance(doc, int | float) and not isinstance(doc, bool):
         out[prefix] = float(doc)
     return out
@@ -306,14 +313,14 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--scheduler", help="address of a running Dask scheduler, tcp://HOST:8786")
     s.add_argument("--objective", default="alerts.total",
                    help="metric to rank by (default alerts.total); e.g. "
-                        "evaluate.kinds.STRUCTURAL_UNWIND.recall.1h")
+                        "evaluate.scores.STRUCTURAL_UNWIND.recall.1h")
     s.add_argument("--minimize", action="store_true", help="smaller objective is better")
     s.add_argument("--where", action="append", default=[], metavar="METRIC<=N",
                    help="only rank results meeting this bound (METRIC<=N or METRIC>=N)")
     s.add_argument("--column", action="append", default=[], metavar="METRIC",
                    help="another metric to show in the table; repeatable")
     s.add_argument("--evaluate-args", metavar="ARGS",
-                   help="extra arguments for `evaluate` (e.g. \"--events truth.json\")")
+                   help="extra arguments for `evaluate` (e.g. \"--rules labels.toml\")")
     s.add_argument("--out", help="also write the ranked table as an HTML page")
     s.add_argument("--json", action="store_true", help="results as one JSON object on stdout")
     s.set_defaults(func=cmd_sweep)

@@ -78,7 +78,7 @@ def test_flatten_keeps_numbers_under_dotted_names() -> None:
     doc = {"kinds": {"U": {"recall": {"1h": 0.5, "15m": None}, "n": 3}}, "ok": True,
            "events": [1, 2]}
     assert flatten(doc, "evaluate") == {"evaluate.kinds.U.recall.1h": 0.5,
-                                        "evaluate.kinds.U.n": 3.0}
+                                        "evaluate.kinds.U.n": 3.0, "evaluate.events.count": 2.0}
 
 
 def test_a_failing_task_is_a_value_with_a_one_line_reason(tmp_path: Path) -> None:
