@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from engine_adapters.storage import StorageError, export, replay, verify
+from engine_adapters.storage import StorageError, export, verify
 from engine_app.cli_support import (
     EXIT_CORRUPT,
     EXIT_OK,
@@ -39,8 +39,7 @@ class _Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------------------------------- commands
 def cmd_run(a: argparse.Namespace) -> int:
-    from engine_app.offline import run_capture
-    from engine_app.session import Session
+    from engine_app.bootstrap import open_session, run_capture
     from engine_app.summary import print_summary
 
     cap = Path(a.capture)
@@ -56,7 +55,7 @@ def cmd_run(a: argparse.Namespace) -> int:
                          f"(pick another --data-dir or delete it)")
     say(f"run: {cap} -> {dd.root} ({len(symbols)} symbols, config {cfg.digest().hex()[:12]})")
     t0 = time.perf_counter()
-    session = Session(dd, cfg, symbols, engine_version=ENGINE_VERSION, fsync=a.fsync)
+    session = open_session(dd, cfg, symbols, engine_version=ENGINE_VERSION, fsync=a.fsync)
     from engine_app.session import tune_gc
     from engine_app.view import progress
 
@@ -103,10 +102,11 @@ def cmd_replay(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else dd.root.with_name(dd.root.name + "-replay")
     if out.exists() and any(out.iterdir()):
         raise UsageError(f"{out} is not empty; pick another --out")
+    from engine_app.bootstrap import replay_journal
     from engine_app.view import progress
 
     with progress(None, "replay (journal -> core -> log)"):  # a pulsing bar on a terminal
-        report = replay(dd.root, out, compare=a.compare, engine_version=ENGINE_VERSION)
+        report = replay_journal(dd.root, out, compare=a.compare, engine_version=ENGINE_VERSION)
     (print if report.exit_code == 0 else say)(report.message)
     return report.exit_code
 
@@ -162,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     from engine_app.commands_live import add_commands
 
     add_commands(sub)
+    from engine_app.commands_research import add_commands as add_research_commands
+
+    add_research_commands(sub)
     from engine_app.sweep import add_commands as add_sweep_commands
 
     add_sweep_commands(sub)

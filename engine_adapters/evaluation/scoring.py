@@ -272,12 +272,12 @@ def _score_kind(kind: str, events: Sequence[LabelledEvent], alerts: Sequence[Ale
 def score(events: Sequence[LabelledEvent], alerts: Sequence[AlertMark], *,
           symbols: Sequence[str], start_ms: int, end_ms: int,
           state_share: Mapping[str, float] | None = None,
-          horizons_ms: Sequence[int] = HORIZONS_MS) -> Scorecard:
+          horizons_ms: Sequence[int] = HORIZONS_MS, kinds: Sequence[str] = ()) -> Scorecard:
     """Score every alert kind against `events` over [start_ms, end_ms] of `symbols`.
 
     Events whose onset falls outside the window, and alerts outside it or of other symbols,
     are left out. Kinds: the engine's standard kinds, EARLY_ANY (the union of the early
-    kinds), then every other kind found in `alerts` (baselines), sorted by name.
+    kinds), then `kinds` and every other kind found in `alerts` (baselines), sorted by name.
     """
     if end_ms <= start_ms:
         raise ValueError(f"score: end_ms {end_ms} must be after start_ms {start_ms}")
@@ -292,12 +292,13 @@ def score(events: Sequence[LabelledEvent], alerts: Sequence[AlertMark], *,
     for a in kept:
         by_kind.setdefault(a.kind, []).append(a)
     by_kind[EARLY_ANY] = [a for a in kept if a.kind in EARLY_KINDS]
-    names = list(STANDARD_KINDS) + sorted(k for k in by_kind if k not in STANDARD_KINDS)
+    names = list(STANDARD_KINDS) + sorted(k for k in set(by_kind) | set(kinds)
+                                          if k not in STANDARD_KINDS)
     symbol_days = len(syms) * (end_ms - start_ms) / DAY_MS
-    kinds = tuple(_score_kind(k, evs, by_kind.get(k, []), horizons_ms, symbol_days)
-                  for k in names)
+    scored = tuple(_score_kind(k, evs, by_kind.get(k, []), horizons_ms, symbol_days)
+                   for k in names)
     share = None if state_share is None else tuple(sorted(
         (str(k), float(v)) for k, v in state_share.items()))
     return Scorecard(horizons_ms=tuple(horizons_ms), n_events=len(evs),
                      symbols=tuple(sorted(syms)), start_ms=start_ms, end_ms=end_ms,
-                     kinds=kinds, state_share=share)
+                     kinds=scored, state_share=share)
