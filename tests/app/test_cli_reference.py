@@ -13,7 +13,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "cli.md"
 BLOCK = re.compile(r"<!-- help: (\S+) -->\s*```[a-z]*\n(.*?)```", re.S)
-COMMANDS = ("main", "run", "verify", "replay", "export", "live", "capture", "demo", "report")
+COMMANDS = ("main", "run", "verify", "replay", "export", "live", "capture", "demo", "report",
+            "sweep")
 
 
 def help_text(command: str) -> str:
