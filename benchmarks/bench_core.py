@@ -7,18 +7,30 @@ open interest) for N symbols is assigned to ticks by receive time, ingested into
 CanonicalEngine (timed separately), then each tick is flushed and stepped. Targets (issue 3):
   >= 200,000 canonical events/s through flush + step on one core
   p99 time per tick <= 25 ms with ~2,000 events per tick
+Quiet markets (issue 9): the cost of one token-tick (one token stepped through one tick) on
+empty batches and on sparse ones (one trade per token every 20 ticks), printed in microseconds
+next to the target of half the figure measured before that issue's speed-up.
+    --quiet-only   skip the dense run
+    --compare REF  also time the quiet runs on engine_core as of git commit REF, alternating
+                   old and new in subprocesses (best of 3 each), and print the ratio
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import engine_core as ec
-from engine_adapters.simulation import MarketSimulator, Regime, Segment, spec_for
+from engine_sim.simulation import MarketSimulator, Regime, Segment, spec_for
 
 
 def main() -> None:
@@ -27,7 +39,94 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--events-per-tick", type=int, default=2000,
                     help="target density; activity is scaled to reach it")
+    ap.add_argument("--quiet-tokens", type=int, default=100)
+    ap.add_argument("--quiet-ticks", type=int, default=2000)
+    ap.add_argument("--quiet-only", action="store_true")
+    ap.add_argument("--compare", metavar="REF", default="")
+    ap.add_argument("--quiet-json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quiet_json:
+        print(json.dumps(quiet(args.quiet_tokens, args.quiet_ticks, show=False)))
+        return
+    if args.compare:
+        compare(args.compare, args.quiet_tokens, args.quiet_ticks)
+    else:
+        quiet(args.quiet_tokens, args.quiet_ticks)
+    if not args.quiet_only:
+        dense(args)
+
+
+#: Cost per token-tick measured before issue 9's speed-up (same machine, same command);
+#: the target is half of it.
+BEFORE_US = {"empty": 23.25, "sparse": 21.11}
+
+
+def compare(ref: str, n_tokens: int, n_ticks: int) -> None:
+    """Quiet-market cost of engine_core at `ref` and now, measured alternately in one run."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
+        archive = subprocess.run(["git", "archive", ref, "engine_core"], cwd=root,
+                                 capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        best: dict[str, dict[str, float]] = {"before": {}, "now": {}}
+        for _ in range(3):
+            for label, path in (("before", tmp), ("now", str(root))):
+                env = dict(os.environ, PYTHONPATH=os.pathsep.join([path, str(root)]))
+                out = subprocess.run([sys.executable, __file__, "--quiet-json",
+                                      "--quiet-tokens", str(n_tokens), "--quiet-ticks",
+                                      str(n_ticks)], env=env, capture_output=True, text=True,
+                                     check=True).stdout
+                for mode, us in json.loads(out).items():
+                    best[label][mode] = min(us, best[label].get(mode, us))
+    for mode in best["now"]:
+        b, n = best["before"][mode], best["now"][mode]
+        print(f"token-tick {mode:6s} before ({ref}) {b:7.2f} us   now {n:7.2f} us   "
+              f"{b / n:4.2f}x faster  (target >= 2x)  {'OK' if b >= 2 * n else 'BELOW TARGET'}")
+
+
+def quiet(n_tokens: int, n_ticks: int, show: bool = True) -> dict[str, float]:
+    """Time `flush + step` per token-tick on empty and on sparse batches."""
+    result: dict[str, float] = {}
+    symbols = sorted(f"Q{i:03d}USDT" for i in range(n_tokens))
+    cfg = ec.Config()
+    for mode, every in (("empty", 0), ("sparse", 20)):
+        state = ec.initial_state(cfg, symbols)
+        q = ec.CanonicalEngine(symbols)
+        first = 7_000_000_000
+        gc.collect()
+        spent = 0.0
+        for i, sym in enumerate(symbols):  # every token has a book, a mark and open interest
+            ts = first * 250 - 200
+            p = 100.0 + i
+            q.ingest(ec.BookTickerReceived(symbol=sym, exchange_ts=ts, bid=p, bid_qty=5.0,
+                                           ask=p + 0.01, ask_qty=5.0, update_id=1))
+            q.ingest(ec.MarkPriceReceived(symbol=sym, exchange_ts=ts, mark_price=p,
+                                          index_price=p, funding_rate=0.0001))
+            q.ingest(ec.OpenInterestReceived(symbol=sym, exchange_ts=ts, open_interest=1e6))
+        for t in range(first, first + n_ticks):
+            if every:
+                for i, sym in enumerate(symbols):
+                    if (t + i) % every == 0:  # one trade per token every `every` ticks
+                        q.ingest(ec.TradeReceived(symbol=sym, exchange_ts=t * 250 - 100,
+                                                  trade_id=t, price=100.0 + i, qty=1.0,
+                                                  buyer_is_maker=bool((t // every) % 2)))
+            t0 = time.perf_counter()
+            state, _recs, _alerts = ec.step(state, q.flush(t), t)
+            spent += time.perf_counter() - t0
+        us = spent / (n_tokens * n_ticks) * 1e6
+        result[mode] = us
+        if not show:
+            continue
+        before = BEFORE_US[mode]
+        target = f"(target <= {before / 2:.2f} us, half of {before:.2f} before issue 9)" \
+            if before else "(no before figure recorded)"
+        ok = "" if not before else ("OK" if us <= before / 2 else "ABOVE TARGET")
+        print(f"token-tick {mode:6s} {us:8.2f} us   {target}  {ok}")
+    return result
+
+
+def dense(args: argparse.Namespace) -> None:
+    """Throughput and tick latency on a busy market from the simulator."""
     symbols = sorted(f"S{i:03d}USDT" for i in range(args.tokens))
     # ~20 trades/s/symbol at activity 1 plus ~5 book updates/s: scale activity to the target
     per_symbol_tick = args.events_per_tick / args.tokens
