@@ -42,7 +42,7 @@ class Mechanics:
     impact_y: float = 1.0  # impact of forced flow equal to the 1 % depth: Y * 1 %
     permanent_share: float = 0.4  # share of impact that moves spot (the index) too
     disloc_halflife_s: float = 90.0  # perp-only dislocation reverts (arbitrage)
-    crowd_share: float = 0.12  # leveraged crowd's share of open interest at start
+    crowd_share: float = 0.3  # leveraged crowd's share of open interest at start
     hold_hours: float = 36.0  # mean holding time of a crowd position in calm
     vol_of_vol: float = 0.25  # stdev of the log volatility multiplier (slow, ~1 h)
     jumps_per_symbol_day: float = 3.0  # rare calm price jumps
@@ -60,7 +60,7 @@ class Mechanics:
     stress_cap: float = 2.5  # books thin to ~40 % of calm depth at most
     hedged_churn_h: float = 0.004  # stdev of the unlevered OI stock's churn per sqrt(hour)
     panic: float = 40.0  # crowd closing x (1 + panic * excess^2 / 6): stops, de-risking
-    derisk_per_s: float = 0.00004  # unlevered stock closed per second per unit of stress
+    derisk_per_s: float = 0.0001  # unlevered stock closed per second per unit of stress
 
 
 DEFAULT_MECHANICS = Mechanics()
@@ -157,7 +157,10 @@ def simulate(profiles: tuple[SymbolProfile, ...], drivers: Drivers, n_seconds: i
     for _ in range(40):
         entry = x0 + rng.standard_normal(n) * vol_s * np.sqrt(86_400.0) * 3.0
         book.open(entry, crowd0 / 80.0, crowd0 / 80.0, np.full(n, 0.1))
-    book.liquidate(x0, x0)
+    # Survivors only: positions whose liquidation price the recent hours' range (about two
+    # hourly sigmas either side) would have reached are already gone.
+    band = 2.0 * vol_s * np.sqrt(3600.0)
+    book.liquidate(x0 - band, x0 + band)
     cl, cs = book.totals()
     hedged = oi0 - cl - cs
     open_rate = close0 * (cl + cs)  # calm steady state: opens balance closes

@@ -107,7 +107,7 @@ def build(kind: str, n_seconds: int, daily_vol: FloatA, rng: np.random.Generator
             shock_f = _shock(n_seconds, at, dur, size)
         else:
             for s, _, _ in buildups:
-                size = -side * rng.uniform(0.25, 0.45) * float(daily_vol[s])
+                size = -side * rng.uniform(0.5, 0.9) * float(daily_vol[s])
                 shock_i[:, s] = _shock(n_seconds, at + int(rng.integers(0, 30)), dur, size)
         # After the news the crowd stops adding and flow turns with the market.
         after = _ramp(t[:, 0], at, at + 600)[:, None]

@@ -4,6 +4,8 @@ Per symbol and side, the crowd book's forced liquidations (`MarketPath.liq_book_
 positions whose liquidation price the price reached; background prints do not count):
   onset  = the first second at which the liquidations of the last `ONSET_WINDOW_S` seconds
            reach `ONSET_SHARE` of that side's open crowd contracts (the liquidatable book);
+  kept   = only if the event's liquidations (onset .. end) reach `MATERIAL_SHARE` of the
+           side's book at onset (smaller flurries are the calm's normal noise);
   end    = the first second, at least `MIN_LEN_S` after onset, at which the liquidations of
            the last `END_WINDOW_S` seconds fall below `END_SHARE` of the side's book at onset
            (capped at `MAX_LEN_S` or the end of the run);
@@ -29,6 +31,7 @@ ONSET_WINDOW_S = 10
 ONSET_SHARE = 0.01
 END_WINDOW_S = 60
 END_SHARE = 0.001
+MATERIAL_SHARE = 0.05
 MIN_LEN_S = 60
 MAX_LEN_S = 7200
 PRE_S = 60
@@ -62,7 +65,8 @@ def _events_of(liq: np.ndarray, book: np.ndarray) -> list[tuple[int, int]]:
         lo = onset + MIN_LEN_S
         quiet = np.flatnonzero(off[lo:] < END_SHARE * base) if lo < n_s else np.array([])
         end = min(lo + int(quiet[0]) if len(quiet) else n_s - 1, onset + MAX_LEN_S, n_s - 1)
-        out.append((onset, end))
+        if liq[onset:end + 1].sum() >= MATERIAL_SHARE * base:
+            out.append((onset, end))
         t = end + 1
     return out
 
