@@ -14,13 +14,15 @@ import argparse
 import resource
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import engine_core as ec
+from engine_adapters.capture import RestLine, WsLine
+from engine_app.bootstrap import open_session, run_lines
 from engine_app.datadir import ENGINE_VERSION, DataDir
-from engine_app.session import Session, tick_of
-from engine_sim import render
 from engine_sim.simulation import MarketSimulator, Regime, Segment
+from engine_sim.synthetic_capture import capture_items
 
 
 def rss_mib() -> float:
@@ -39,32 +41,25 @@ def main() -> None:
     sim = MarketSimulator(symbols, [Segment(name="busy", seconds=args.hours * 3600,
                                             leader=busy, bystander=busy)], seed=9)
     with tempfile.TemporaryDirectory() as tmp:
-        s = Session(DataDir(Path(tmp)), ec.Config(), symbols, engine_version=ENGINE_VERSION,
-                    fsync="none")
+        s = open_session(DataDir(Path(tmp)), ec.Config(), symbols,
+                         engine_version=ENGINE_VERSION, fsync="none")
         start = rss_mib()
         samples = [start]
-        nxt: int | None = None
-        n = 0
         t0 = time.perf_counter()
-        mark = sim.start_ms + 600_000
-        for recv, ev in sim.events():
-            t = tick_of(recv)
-            if nxt is None:
-                nxt = t
-            while nxt < t:
-                s.step_tick(nxt)
-                nxt += 1
-            payload = render.render_payload(ev)
-            if payload is not None:
-                s.on_frame(recv, payload)
-            n += 1
-            if recv >= mark:
-                samples.append(rss_mib())
-                mark += 600_000
+        mark = [sim.start_ms + 600_000]
+
+        def sampled(items: Iterator[WsLine | RestLine]) -> Iterator[WsLine | RestLine]:
+            for item in items:  # the same source `run` reads, sampled every 10 simulated min
+                if item.recv_ms >= mark[0]:
+                    samples.append(rss_mib())
+                    mark[0] += 600_000
+                yield item
+
+        n = run_lines(s, sampled(capture_items(sim.events())))
         s.close()
         end = rss_mib()
     el = time.perf_counter() - t0
-    print(f"{n:,} events, {s.stats.ticks:,} ticks ({args.hours:g} h of market) in {el:.0f} s")
+    print(f"{n:,} lines, {s.stats.ticks:,} ticks ({args.hours:g} h of market) in {el:.0f} s")
     print("RSS every 10 min (MiB): " + " ".join(f"{x:.0f}" for x in samples))
     print(f"RSS start {start:8.1f} MiB   end {end:8.1f} MiB   growth {end - start:+.1f} MiB "
           f"(target: flat; no per-event or per-tick accumulation)")

@@ -4,11 +4,10 @@ The fake exchange runs in a child process (its own core) and pushes N rendered c
 frames as fast as it can; this process receives them through `WsFeed` (the live code path)
 while a `RealClock` ticks every 250 ms, and prints frames/s and the p50/p99/max tick lag.
 Target (issue 5): 50,000 msg/s received, parsed, normalized and queued, clock on time.
-Run: `.venv/bin/python benchmarks/bench_ws.py [N] [--raw | --dedup]`:
+Run: `.venv/bin/python benchmarks/bench_ws.py [N] [--raw]`:
   default  every frame goes to the live path's `Session` (parse, dedup, normalize, queue)
            and the clock steps the engine (journal, step, log) every tick — the issue's figure
   --raw    frames are only received and counted (the transport's own ceiling)
-  --dedup  received and passed through the text-level Deduper
 """
 
 from __future__ import annotations
@@ -22,11 +21,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 import engine_core as ec
-from engine_adapters.binance.dedup import Deduper
 from engine_adapters.binance.ws_client import WsClientConfig, WsFeed
 from engine_adapters.clock import RealClock
+from engine_app.bootstrap import open_session
 from engine_app.datadir import ENGINE_VERSION, DataDir
-from engine_app.session import Session
 from engine_core.events import TradeReceived
 from engine_sim import render
 from engine_sim.fake_exchange import FakeBinance
@@ -59,13 +57,14 @@ async def client(ws_base: str, n: int, pipe: Connection, mode: str) -> None:
     count = 0
     first = last = 0.0
     tmp = tempfile.TemporaryDirectory()
-    session = Session(DataDir(Path(tmp.name)), ec.Config(), ["BTCUSDT"],
-                      engine_version=ENGINE_VERSION, fsync="none") if mode == "engine" else None
+    session = open_session(DataDir(Path(tmp.name)), ec.Config(), ["BTCUSDT"],
+                           engine_version=ENGINE_VERSION, fsync="none") \
+        if mode == "engine" else None
 
     def on_frame(recv_ms: int, conn_id: str, text: str) -> None:
         nonlocal count, first, last
         if session is not None:
-            session.on_frame(recv_ms, text)
+            session.ingest.ws(recv_ms, text)
         count += 1
         if count == 1:
             first = time.perf_counter()
@@ -74,7 +73,6 @@ async def client(ws_base: str, n: int, pipe: Connection, mode: str) -> None:
             done.set()
 
     feed = WsFeed(ws_base, ["btcusdt@aggTrade"], on_frame=on_frame,
-                  deduper=Deduper() if mode == "dedup" else None,
                   config=WsClientConfig(stale_after_s=30))
     clock = RealClock()
 
@@ -102,11 +100,11 @@ async def client(ws_base: str, n: int, pipe: Connection, mode: str) -> None:
         tmp.cleanup()
     rate = (n - 1) / (last - first) if last > first else float("nan")
     what = {"engine": "received+parsed+normalized+queued, engine stepping",
-            "dedup": "received + text Deduper", "raw": "received only"}[mode]
+            "raw": "received only"}[mode]
     print(f"frames: {count}  rate: {rate:,.0f} msg/s {what}  (target 50,000)")
     if session is not None:
-        st = session.stats
-        print(f"engine: {st.events_accepted:,} events accepted, {st.ticks} ticks stepped")
+        print(f"engine: {session.counts.events_accepted:,} events accepted, "
+              f"{session.stats.ticks} ticks stepped")
     print(f"bytes: {feed.counters.bytes:,}  ticks: {clock.lag.ticks}  tick lag ms "
           f"p50={clock.lag.percentile(0.5)} p99={clock.lag.percentile(0.99)} "
           f"max={clock.lag.max_lag_ms}")
@@ -119,7 +117,7 @@ def main() -> None:
     proc = mp.Process(target=_server, args=(child, n), daemon=True)
     proc.start()
     ws_base = parent.recv()
-    mode = "raw" if "--raw" in sys.argv else ("dedup" if "--dedup" in sys.argv else "engine")
+    mode = "raw" if "--raw" in sys.argv else "engine"
     asyncio.run(client(ws_base, n, parent, mode))
     proc.join(10)
 

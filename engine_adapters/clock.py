@@ -18,12 +18,8 @@ from typing import Protocol
 
 import attrs
 
-TICK_MS = 250
-
-
-def tick_of(epoch_ms: int) -> int:
-    """The id of the tick that contains `epoch_ms` (it ends at `(id) * 250`, exclusive)."""
-    return epoch_ms // TICK_MS + 1
+from engine_core import TICK_MS
+from engine_core import tick_of_recv_ms as tick_of
 
 
 @attrs.frozen(kw_only=True, slots=True)

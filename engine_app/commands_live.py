@@ -59,7 +59,7 @@ class Output:
         if s is None:
             return
         m = runner.metrics
-        rate = m.rate(s.stats.events_accepted)
+        rate = m.rate(s.counts.events_accepted)
         if self.view is None:
             return
         from engine_app.view import IngestHealth
@@ -68,7 +68,7 @@ class Output:
         health = IngestHealth(
             events_per_s=rate, tick_lag_ms=m.last_lag_ms,
             reconnects=None if feed is None else feed.counters.reconnects,
-            quarantined=s.stats.rejected, duplicates=s.stats.duplicates, gaps=m.gaps,
+            quarantined=s.counts.rejected, duplicates=s.counts.duplicates, gaps=m.gaps,
             rest_weight_used=None if rest is None else rest.budget.used)
         self.view.update(s.symbols, s.last_records, s.recent_alerts, health, self.title)
 

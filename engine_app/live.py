@@ -1,7 +1,7 @@
 """`live`: Binance (or the loopback fake) -> the shared Session, on the real 250 ms clock.
 
 Wiring only (STYLE rule 7): the transport adapters deliver raw frames, REST bodies and health
-notices; each goes to the `Session` (parse, dedup, tick assignment, quarantine) and, with
+notices; each goes to the session's `Ingest` (parse, dedup, tick assignment, quarantine) and, with
 `--capture`, to a capture file with the same receive time, so that `run` of that capture
 replays this very session. The clock steps every tick in order; a late tick is stepped with
 CATCH_UP, a tick that started more than `overload_lag_ms` late with OVERLOAD, both visible in
@@ -34,6 +34,7 @@ from engine_adapters.binance.rest_payloads import (
 from engine_adapters.binance.ws_client import HealthNotice, WsClientConfig, WsFeed
 from engine_adapters.capture import CaptureWriter
 from engine_adapters.clock import RealClock
+from engine_app.bootstrap import open_session
 from engine_app.datadir import ENGINE_VERSION, DataDir
 from engine_app.metrics import Metrics, serve_metrics
 from engine_app.session import AlertSink, Session, tune_gc
@@ -122,7 +123,7 @@ class LiveRunner:
         if self.capture is not None:
             self.capture.write_ws(recv_ms, text)
         assert self.session is not None
-        self.session.on_frame(recv_ms, text)
+        self.session.ingest.ws(recv_ms, text)
         self.metrics.frames += 1
 
     def _rest(self, recv_ms: int, path: str, query: str, status: int, body: str) -> None:
@@ -130,7 +131,7 @@ class LiveRunner:
             return  # start-up requests (exchangeInfo, server time) are not market data
         if self.capture is not None:
             self.capture.write_rest(recv_ms, path, query, status, body)
-        self.session.on_rest(recv_ms, path, query, status, body)
+        self.session.ingest.rest(recv_ms, path, query, status, body)
 
     def _health(self, n: HealthNotice) -> None:
         self._note_health(n.at_ms, n.symbol, n.kind)
@@ -143,7 +144,7 @@ class LiveRunner:
             self.capture.write_health(at_ms, symbol, kind.name, count,
                                       first=None if gap is None else gap.first,
                                       last=None if gap is None else gap.last)
-        self.session.on_health(at_ms, symbol, kind, count, gap=gap)
+        self.session.ingest.health(at_ms, symbol, kind, count, gap=gap)
         self.metrics.health[kind.name] += 1
 
     def _gap(self, gap: IdGap) -> None:
@@ -158,7 +159,7 @@ class LiveRunner:
         await self.rest.aggtrades_backfill(gap.symbol, gap.first, gap.last)
         # the pages went through _rest -> session already; whatever is still open is lost,
         # and the session closes the gap when it takes the notice (captured, so replayable)
-        lost = self.session.dedup.missing_in(gap)
+        lost = self.session.ingest.dedup.missing_in(gap)
         if lost:
             self.metrics.trades_lost += lost
             now = time.time_ns() // 1_000_000
@@ -184,7 +185,7 @@ class LiveRunner:
                     self.say(f"live: warning: local clock is {off.offset_ms} ms off the "
                              f"exchange's; tick assignment uses the local clock")
             dd = DataDir.at(opts.data_dir)
-            self.session = session = Session(
+            self.session = session = open_session(
                 dd, opts.cfg, symbols, engine_version=ENGINE_VERSION, fsync=opts.fsync,
                 allow_config_change=opts.allow_config_change, sinks=self.sinks,
                 on_gap=self._gap)
@@ -258,9 +259,3 @@ class LiveRunner:
                 self.on_tick(self)
             if stop:
                 break
-
-
-def run_live(opts: LiveOptions, **kw: object) -> Session:
-    """Run a live session to completion (duration, SIGINT or SIGTERM)."""
-    runner = LiveRunner(opts, **kw)  # type: ignore[arg-type]
-    return asyncio.run(runner.run())

@@ -85,27 +85,28 @@ def prometheus_text(runner: MetricsSource) -> str:
     out: list[str] = []
     s = runner.session
     if s is not None:
-        st = s.stats
+        st, ic = s.stats, s.counts
         out += _line("engine_ticks_total", st.ticks, "ticks stepped", "counter")
-        out += _line("engine_events_accepted_total", st.events_accepted,
+        out += _line("engine_events_accepted_total", ic.events_accepted,
                      "events that reached the core", "counter")
-        out += _line("engine_duplicates_total", st.duplicates, "duplicate events dropped",
+        out += _line("engine_duplicates_total", ic.duplicates, "duplicate events dropped",
                      "counter")
-        out += _line("engine_quarantined_total", st.rejected, "rejected input", "counter")
-        out += _line("engine_late_events_total", st.late_events, "events stepped late", "counter")
+        out += _line("engine_quarantined_total", ic.rejected, "rejected input", "counter")
+        out += _line("engine_late_events_total", ic.late_events, "events stepped late", "counter")
         out.append("# HELP engine_alerts_total alerts raised by kind")
         out.append("# TYPE engine_alerts_total counter")
         for kind, n in sorted(st.alerts.items()):
             out.append(f'engine_alerts_total{{kind="{kind}"}} {n}')
         out.append("# HELP engine_events_by_stream_total accepted events by source")
         out.append("# TYPE engine_events_by_stream_total counter")
-        for name, n in sorted((c.__name__, n) for c, n in s.events_by_source.items()):
+        for name, n in sorted((k.__name__, n) for k, n in s.ingest.events_by_source.items()):
             out.append(f'engine_events_by_stream_total{{source="{name}"}} {n}')
         out += _line("engine_log_bytes", s.log_bytes(), "bytes in log segments")
         out.append("# HELP engine_event_latency_ms receive time minus exchange event time")
         out.append("# TYPE engine_event_latency_ms gauge")
+        latency = s.ingest.latency
         for q in (0.5, 0.99):
-            out.append(f'engine_event_latency_ms{{quantile="{q}"}} {s.latency.percentile(q)}')
+            out.append(f'engine_event_latency_ms{{quantile="{q}"}} {latency.percentile(q)}')
     out += _line("engine_events_per_second", round(m.events_per_s, 1), "recent event rate")
     out += _line("engine_tick_lag_ms", m.last_lag_ms, "lateness of the last tick")
     out += _line("engine_tick_lag_p99_ms", m.lag_p99(), "p99 tick lateness (last 10 min)")

@@ -25,6 +25,7 @@ import numpy as np
 from engine_adapters.storage import StorageError, read_log
 from engine_adapters.storage.alerts_json import read_lines, tick_time
 from engine_adapters.storage.log_reader import log_dir_of, scan_log
+from engine_core import TICK_MS
 from engine_core.states import AlertKind, ClusterState, EventPhase, StructuralState, Tier
 
 RESEARCH_HINT = "pip install -e .[research]"
@@ -32,7 +33,6 @@ RESEARCH_HINT = "pip install -e .[research]"
 MAX_POINTS = 5000
 #: Without an explicit `symbols`, at most this many panels (the busiest symbols).
 MAX_PANELS = 16
-TICK_MS = 250
 
 STATE_COLORS = {StructuralState.BUILD: "#d9d9d9", StructuralState.PRESSURE: "#f2d024",
                 StructuralState.FRAGILE: "#f28e2b", StructuralState.TRIGGER_READY: "#e15759",

@@ -20,7 +20,7 @@ def _ordered(found: set[str], order: tuple[str, ...]) -> list[str]:
 
 def summary_dict(session: Session, dd: DataDir, *, elapsed: float, lines: int | None = None
                  ) -> dict[str, object]:
-    st = session.stats
+    st, c = session.stats, session.counts
     q = dict(session.quarantine.summary())
     return {
         "data_dir": str(dd.root),
@@ -30,13 +30,15 @@ def summary_dict(session: Session, dd: DataDir, *, elapsed: float, lines: int | 
         "first_tick": st.first_tick,
         "last_tick": st.last_tick,
         "capture_lines": lines,
-        "frames": st.frames,
-        "rest_responses": st.rest_responses,
-        "events_received": st.events_received,
-        "events_accepted": st.events_accepted,
-        "duplicates": st.duplicates,
-        "ignored_outside_universe": st.ignored,
-        "late_events": st.late_events,
+        "frames": c.frames,
+        "rest_responses": c.rest_responses,
+        "events_received": c.events_received,
+        "events_accepted": c.events_accepted,
+        "duplicates": c.duplicates,
+        "ignored_outside_universe": c.ignored_outside_universe,
+        "unused_kinds": c.unused_kinds,
+        "clock_backwards": c.clock_backwards,
+        "late_events": c.late_events,
         "quarantined": sum(q.values()),
         "quarantine_reasons": q,
         "alerts": dict(sorted(st.alerts.items())),

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from engine_adapters.storage.alerts_json import alert_to_json, tick_time
+from engine_core import TICK_MS
 from engine_core.alerts import Alert
 from engine_core.record import Record
 from engine_core.states import ClusterState, EventPhase, Quality, StructuralState, Tier
@@ -53,7 +54,6 @@ INTEREST: dict[int, int] = {
 }
 #: Quality flags worth showing an operator (WARMUP and SESSION_START are routine).
 _SHOWN_FLAGS = tuple(f for f in Quality if f not in (Quality.WARMUP, Quality.SESSION_START))
-TICK_MS = 250
 
 
 @attrs.frozen(kw_only=True, slots=True)

@@ -194,11 +194,6 @@ def render_payload(ev: object) -> str | None:
     return None
 
 
-def mark_price_array(events: Iterable[MarkPriceReceived]) -> str:
-    """`!markPrice@arr[@1s]` data: a JSON array of markPriceUpdate payloads (fact 4)."""
-    return dumps([mark_price_payload(ev) for ev in events])
-
-
 def open_interest_body(ev: OpenInterestReceived, *, qty_places: int | None = None) -> str:
     """`GET /fapi/v1/openInterest` body, key order as in rest/openInterest.json."""
     return dumps(

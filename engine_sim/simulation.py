@@ -140,10 +140,6 @@ class MarketSimulator:
         self.roles = roles or default_roles(self.symbols)
         self.duration_ms = int(sum(s.seconds for s in self.script) * 1000)
 
-    @property
-    def end_ms(self) -> int:
-        return self.start_ms + self.duration_ms
-
     def segment_at(self, t_ms: int) -> str:
         """Name of the script segment playing at `t_ms` (for summaries and assertions)."""
         el = (t_ms - self.start_ms) / 1000

@@ -7,10 +7,10 @@ data (open interest, premiumIndex) become REST response lines. Output: SPEC sect
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from engine_adapters.capture import CaptureWriter
+from engine_adapters.capture import CaptureWriter, RestLine, WsLine
 from engine_core.events import (
     BookTickerReceived,
     FundingReceived,
@@ -26,23 +26,41 @@ _SUFFIX = {TradeReceived: "@aggTrade", BookTickerReceived: "@bookTicker",
            MarkPriceReceived: "@markPrice@1s", LiquidationReceived: "@forceOrder"}
 
 
-def capture_lines(events: Iterable[tuple[int, MarketEvent]], writer: CaptureWriter) -> int:
-    """Render (recv_ms, event) pairs into `writer`; returns the number of lines written."""
+def capture_items(events: Iterable[tuple[int, MarketEvent]]
+                  ) -> Iterator[WsLine | RestLine]:
+    """Render (recv_ms, event) pairs as the capture lines a recording of them would hold.
+
+    A source like any other for `engine_app.bootstrap.run_lines`; line numbers count from 1.
+    """
     n = 0
     for recv, ev in events:
         suffix = _SUFFIX.get(type(ev))
         if suffix is not None:
             payload = render.render_payload(ev)
             assert payload is not None
-            writer.write_ws(recv, render.combined(ev.symbol.lower() + suffix, payload))
+            n += 1
+            yield WsLine(line_no=n, recv_ms=recv,
+                         raw=render.combined(ev.symbol.lower() + suffix, payload))
         elif isinstance(ev, OpenInterestReceived):
-            writer.write_rest(recv, "/fapi/v1/openInterest", f"symbol={ev.symbol}", 200,
-                              render.open_interest_body(ev))
+            n += 1
+            yield RestLine(line_no=n, recv_ms=recv, path="/fapi/v1/openInterest",
+                           query=f"symbol={ev.symbol}", status=200,
+                           raw=render.open_interest_body(ev))
         elif isinstance(ev, FundingReceived):
-            writer.write_rest(recv, "/fapi/v1/premiumIndex", f"symbol={ev.symbol}", 200,
-                              render.premium_index_body(ev))
+            n += 1
+            yield RestLine(line_no=n, recv_ms=recv, path="/fapi/v1/premiumIndex",
+                           query=f"symbol={ev.symbol}", status=200,
+                           raw=render.premium_index_body(ev))
+
+
+def capture_lines(events: Iterable[tuple[int, MarketEvent]], writer: CaptureWriter) -> int:
+    """Render (recv_ms, event) pairs into `writer`; returns the number of lines written."""
+    n = 0
+    for item in capture_items(events):
+        if isinstance(item, WsLine):
+            writer.write_ws(item.recv_ms, item.raw)
         else:
-            continue
+            writer.write_rest(item.recv_ms, item.path, item.query, item.status, item.raw)
         n += 1
     return n
 

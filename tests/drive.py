@@ -1,44 +1,64 @@
-"""Test helper: play (recv_ms, event) pairs through the pure core, tick by tick."""
+"""Test helper: play (recv_ms, event) pairs through the shell's one loop, in memory.
+
+The same `Session` as `live` and `run` (ingest -> flush -> step -> log -> alerts), with
+in-memory ports: the log port hands each tick's records and alerts back to the test.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
+
+import attrs
 
 import engine_core as ec
-from engine_core.canonical import CanonicalBatch
+from engine_app.bootstrap import run_events
+from engine_app.ports import MemoryQuarantine, Ports
+from engine_app.session import Session
 
-TICK_MS = 250
-
-
-def tick_of(recv_ms: int) -> int:
-    """The tick whose 250 ms window (end exclusive of the previous boundary) holds recv_ms."""
-    return recv_ms // TICK_MS + 1
+Stepped = tuple[int, tuple[ec.Record, ...], tuple[ec.Alert, ...]]
 
 
-def batches(symbols: Sequence[str], events: Iterable[tuple[int, ec.MarketEvent]],
-            first_tick: int | None = None, last_tick: int | None = None
-            ) -> Iterator[tuple[int, tuple[CanonicalBatch, ...]]]:
-    """Assign events to ticks by receive time and flush every tick in order (empty ones too)."""
-    q = ec.CanonicalEngine(symbols)
-    cur = first_tick
-    for recv, ev in events:
-        t = tick_of(recv)
-        if cur is None:
-            cur = t
-        while cur < t:
-            yield cur, q.flush(cur)
-            cur += 1
-        q.ingest(ev)
-    if cur is not None:
-        end = last_tick if last_tick is not None else cur
-        while cur <= end:
-            yield cur, q.flush(cur)
-            cur += 1
+@attrs.define
+class MemoryLog:
+    """A log port that keeps what it is given, for the test to read."""
+
+    ticks: list[Stepped] = attrs.field(factory=list)
+    last_tick: int | None = None
+
+    def append_tick(self, tick_id: int, records: Sequence[ec.Record],
+                    alerts: Sequence[ec.Alert]) -> bytes:
+        self.ticks.append((tick_id, tuple(records) if not isinstance(records, tuple)
+                           else records, tuple(alerts)))
+        self.last_tick = tick_id
+        return b""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+@attrs.define
+class MemoryAlerts:
+    """An alerts port that keeps every alert."""
+
+    alerts: list[ec.Alert] = attrs.field(factory=list)
+
+    def append(self, alerts: Iterable[ec.Alert]) -> None:
+        self.alerts.extend(alerts)
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def memory_session(cfg: ec.Config, symbols: Sequence[str]) -> tuple[Session, MemoryLog]:
+    """A session whose ports are all in memory."""
+    log = MemoryLog()
+    ports = Ports(log=log, alerts=MemoryAlerts(), quarantine=MemoryQuarantine())
+    return Session(cfg, tuple(symbols), ports), log
 
 
 def run(cfg: ec.Config, symbols: Sequence[str], events: Iterable[tuple[int, ec.MarketEvent]],
-        ) -> Iterator[tuple[int, tuple[ec.Record, ...], tuple[ec.Alert, ...]]]:
-    state = ec.initial_state(cfg, symbols)
-    for tick, tb in batches(symbols, events):
-        state, recs, alerts = ec.step(state, tb, tick)
-        yield tick, recs, alerts
+        ) -> list[Stepped]:
+    """Every tick from the first event's to the last event's, with its records and alerts."""
+    session, log = memory_session(cfg, symbols)
+    run_events(session, events)
+    return log.ticks

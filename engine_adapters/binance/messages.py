@@ -50,6 +50,15 @@ _QUOTE = 40
 
 
 _IGNORED_ONE = Parsed(ignored=1)
+_UNUSED_ONE = Parsed(unused=1)
+
+
+class _Skip(enum.Enum):
+    """Why `_item` skipped a payload object (not an error: counted, never quarantined)."""
+
+    OUTSIDE_UNIVERSE = "outside_universe"
+    UNUSED_KIND = "unused_kind"
+
 
 #: Real Binance event types that carry nothing for this engine: counted as ignored, not rejected.
 _UNUSED_KINDS = frozenset({
@@ -90,7 +99,8 @@ _TRADE = _slot_setters(TradeReceived, ("symbol", "exchange_ts", "price", "qty",
                                        "buyer_is_maker", "trade_id"))
 _BOOK = _slot_setters(BookTickerReceived, ("symbol", "exchange_ts", "bid", "bid_qty", "ask",
                                            "ask_qty", "update_id"))
-_PARSED = _slot_setters(Parsed, ("events", "rejects", "ignored", "control", "api_error"))
+_PARSED = _slot_setters(Parsed, ("events", "rejects", "ignored", "control", "api_error",
+                                 "unused"))
 
 
 def _new_trade(sym: str, ts: int, price: float, qty: float, maker: bool,
@@ -130,13 +140,14 @@ def _parsed_one(event: MarketEvent) -> Parsed:
     """`Parsed(events=(event,))`, built without the frozen-setattr indirection."""
     if _PARSED is None:
         return Parsed(events=(event,))
-    s0, s1, s2, s3, s4 = _PARSED
+    s0, s1, s2, s3, s4, s5 = _PARSED
     o: Parsed = _new(Parsed)
     s0(o, (event,))
     s1(o, ())
     s2(o, 0)
     s3(o, None)
     s4(o, None)
+    s5(o, 0)
     return o
 
 
@@ -387,16 +398,19 @@ class FrameParser:
 
     def _payload(self, data: object, stream: str, all_market: bool) -> Parsed:
         if type(data) is dict:
-            out = self._item(data, stream, all_market, raw=not stream)
-            if out is None:
-                return _IGNORED_ONE
-            if type(out) is Reject:
-                return Parsed(rejects=(out,))
-            return _parsed_one(out)  # type: ignore[arg-type]
+            match self._item(data, stream, all_market, raw=not stream):
+                case _Skip.OUTSIDE_UNIVERSE:
+                    return _IGNORED_ONE
+                case _Skip.UNUSED_KIND:
+                    return _UNUSED_ONE
+                case Reject() as rej:
+                    return Parsed(rejects=(rej,))
+                case event:
+                    return _parsed_one(event)
         if type(data) is list:
             events: list[MarketEvent] = []
             rejects: list[Reject] = []
-            ignored = 0
+            ignored = unused = 0
             # One bad item must not cost the others (SPEC 4: nothing valid is lost).
             for item in data:
                 if type(item) is not dict:
@@ -404,21 +418,24 @@ class FrameParser:
                         reason=f"array item must be an object, got {_json_type(item)}",
                         field="data", stream=stream))
                     continue
-                got = self._item(item, stream, True, raw=False)
-                if got is None:
-                    ignored += 1
-                elif type(got) is Reject:
-                    rejects.append(got)
-                else:
-                    events.append(got)  # type: ignore[arg-type]
-            return Parsed(events=tuple(events), rejects=tuple(rejects), ignored=ignored)
+                match self._item(item, stream, True, raw=False):
+                    case _Skip.OUTSIDE_UNIVERSE:
+                        ignored += 1
+                    case _Skip.UNUSED_KIND:
+                        unused += 1
+                    case Reject() as rej:
+                        rejects.append(rej)
+                    case event:
+                        events.append(event)
+            return Parsed(events=tuple(events), rejects=tuple(rejects), ignored=ignored,
+                          unused=unused)
         return Parsed(rejects=(Reject(
             reason=f"'data' must be an object or array, got {_json_type(data)}",
             field="data", stream=stream),))
 
     def _item(self, d: dict[str, Any], stream: str, all_market: bool,
-              raw: bool) -> MarketEvent | Reject | None:
-        """One payload object -> event, Reject, or None (ignored)."""
+              raw: bool) -> MarketEvent | Reject | _Skip:
+        """One payload object -> event, Reject, or why it was skipped."""
         kind = d.get("e")
         if type(kind) is not str:
             if kind is None:
@@ -428,7 +445,7 @@ class FrameParser:
         builder = _BUILDERS.get(kind)
         if builder is None:
             if kind in _UNUSED_KINDS:
-                return None
+                return _Skip.UNUSED_KIND
             return Reject(reason=f"unknown event type {kind[:_QUOTE]!r}", field="e",
                           stream=stream)
         sym = _symbol_of(d, kind)
@@ -441,7 +458,7 @@ class FrameParser:
         universe = self._symbols
         if universe is not None and sym not in universe:
             if all_market or (raw and kind in _ALL_MARKET_OBJECT_KINDS):
-                return None
+                return _Skip.OUTSIDE_UNIVERSE
             return Reject(reason=f"unknown symbol {sym[:_QUOTE]!r}: not in this run's universe",
                           field=sym_key, stream=stream, symbol=sym[:_QUOTE])
         try:

@@ -70,8 +70,10 @@ class Parsed:
 
     events: tuple[MarketEvent, ...] = ()
     rejects: tuple[Reject, ...] = ()
-    #: Items skipped because their symbol is outside the universe, or frames of a Binance kind
-    #: this engine does not consume (depthUpdate, kline, ...). Not an error, only counted.
+    #: Items skipped because their symbol is outside the universe. Not an error, only counted.
     ignored: int = 0
     control: Control | None = None
     api_error: ApiError | None = None
+    #: Items of a Binance kind this engine does not consume (depthUpdate, kline, ...), in the
+    #: universe or not. Not an error, only counted.
+    unused: int = 0

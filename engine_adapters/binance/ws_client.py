@@ -14,7 +14,8 @@ protocol facts of the fixtures README:
   even while the connection carries other data (the legacy-root failure);
 * fact 7 — before the 24 h limit the connection is rotated: the new one is opened and
   receiving before the old one closes, so nothing is lost; the overlap's duplicates are
-  dropped by the optional `Deduper` (dedup.py), whose id gaps go to `on_gap`.
+  dropped upstream, by the ingest path's `EventDeduper` (dedup.py), which also reports
+  aggTrade id gaps.
 Reconnects use exponential backoff with full jitter and a cap, from a seeded RNG.
 Network failures never escape `run()`: they become counters and health notices.
 """
@@ -31,9 +32,8 @@ from collections.abc import Callable, Sequence
 import aiohttp
 import attrs
 
-from engine_adapters.binance.dedup import Deduper, IdGap, Verdict
 from engine_adapters.binance.endpoints import ConnectionSpec, plan_connections, symbol_of
-from engine_core.events import DataHealthReceived, HealthKind
+from engine_core.events import HealthKind
 
 FrameSink = Callable[[int, str, str], None]
 
@@ -73,10 +73,6 @@ class HealthNotice:
     conn_id: str
     detail: str = ""
 
-    def to_event(self, count: int = 0) -> DataHealthReceived:
-        return DataHealthReceived(symbol=self.symbol, exchange_ts=self.at_ms, kind=self.kind,
-                                  count=count)
-
 
 @attrs.define(kw_only=True, slots=True)
 class WsCounters:
@@ -92,8 +88,6 @@ class WsCounters:
     stalls: int = 0
     planned_rotations: int = 0
     messages_sent: int = 0
-    duplicates_dropped: int = 0
-    out_of_order_dropped: int = 0
     backoff_delays: deque[float] = attrs.field(factory=lambda: deque(maxlen=1000))
 
 
@@ -107,9 +101,7 @@ class WsFeed:
         *,
         on_frame: FrameSink,
         on_health: Callable[[HealthNotice], None] | None = None,
-        on_gap: Callable[[IdGap], None] | None = None,
         on_control: Callable[[str, str], None] | None = None,
-        deduper: Deduper | None = None,
         config: WsClientConfig | None = None,
         seed: int = 0,
         now_ms: Callable[[], int] | None = None,
@@ -121,10 +113,8 @@ class WsFeed:
             legacy_root=cfg.legacy_root,
         )
         self.counters = WsCounters()
-        self.deduper = deduper
         self._on_frame = on_frame
         self._on_health = on_health
-        self._on_gap = on_gap
         self._on_control = on_control
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._stop = asyncio.Event()
@@ -159,32 +149,11 @@ class WsFeed:
         """How many connections currently have an open socket."""
         return sum(1 for link in self._links if link.ws is not None and not link.ws.closed)
 
-    async def wait_receiving(self, timeout: float) -> bool:
-        """Wait until every connection has delivered a data frame (tests, startup)."""
-        try:
-            await asyncio.wait_for(
-                asyncio.gather(*(link.first_data.wait() for link in self._links)), timeout
-            )
-            return True
-        except TimeoutError:
-            return False
-
     # ---- called by links -----------------------------------------------------------------
     def _frame(self, recv_ms: int, conn_id: str, text: str) -> None:
         c = self.counters
         c.frames += 1
         c.bytes += len(text)
-        d = self.deduper
-        if d is not None:
-            r = d.check(text)
-            if r.gap is not None and self._on_gap is not None:
-                self._on_gap(r.gap)
-            if r.verdict is Verdict.DUPLICATE:
-                c.duplicates_dropped += 1
-                return
-            if r.verdict is Verdict.OUT_OF_ORDER:
-                c.out_of_order_dropped += 1
-                return
         self._on_frame(recv_ms, conn_id, text)
 
     def _health(self, symbols: Sequence[str], kind: HealthKind, conn_id: str, detail: str) -> None:
@@ -206,7 +175,6 @@ class _Link:
         self.rng = rng
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.old_ws: aiohttp.ClientWebSocketResponse | None = None
-        self.first_data = asyncio.Event()
         self.last_data = 0.0
         self.stale = False
         cad = [s for s in spec.streams if "@markPrice" in s and not s.startswith("!")]
@@ -411,7 +379,6 @@ class _Link:
             self.last_data = t = loop.time()
             if not got.is_set():
                 got.set()
-                self.first_data.set()
             if self.stale:
                 self.stale = False
                 feed._health(self.spec.symbols, HealthKind.STREAM_RESUMED, conn_id, "data flows")

@@ -21,7 +21,6 @@ import google_crc32c
 import numpy as np
 
 from engine_adapters.storage.chain import (
-    COMMIT_HEAD,
     FLAG_SESSION_START,
     REC_COMMIT,
     Commit,
@@ -348,8 +347,3 @@ def _report(truncated: int, dropped: tuple[int, ...], removed: list[str],
         msg = "; ".join(parts)
     return RecoveryReport(truncated_bytes=truncated, dropped_ticks=dropped,
                           removed_files=tuple(removed), message=msg)
-
-
-def commit_head(data: bytes, offset: int) -> tuple[int, ...]:
-    """Unpack the first 24 bytes of a commit record (for tools)."""
-    return COMMIT_HEAD.unpack_from(data, offset)

@@ -266,10 +266,6 @@ class LogWriter:
             os.close(self._fd)
             self._fd = None
 
-    @property
-    def active_path(self) -> Path | None:
-        return self._path
-
     def close(self) -> None:
         """fsync and close; the writer cannot be used afterwards."""
         self._close_fd()

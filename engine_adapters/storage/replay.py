@@ -1,36 +1,26 @@
-"""`replay(data_dir, out_dir)`: journal -> core -> a new log, compared with the original.
+"""What a journal replay compares: two logs, their first difference, and the report of it.
 
 The journal holds every tick's canonical batches, so stepping them through
 `engine_core.step` (from a fresh `initial_state` at every session start) must rebuild the
-original log byte for byte (SPEC section 4, research note 4.7). The new log is written with
-the original's config and writer parameters (read from the journal and log headers); the
-comparison looks at file names, then bytes, and names the first differing tick, token and
-field (decoded), or the header field that differs.
+original log byte for byte (SPEC section 4, research note 4.7). The stepping is the app's
+(`engine_app.bootstrap.replay_journal`, the same loop as `live` and `run`); this module keeps
+the formats: the original writer parameters (`log_params`) and the comparison, which looks at
+file names, then bytes, and names the first differing tick, token and field (decoded), or the
+header field that differs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from engine_adapters.storage.alerts_json import ALERTS_FILE, AlertsFile
 from engine_adapters.storage.chain import decode_commit
-from engine_adapters.storage.journal import iter_journal, journal_header
 from engine_adapters.storage.log_reader import log_segments
-from engine_adapters.storage.log_writer import LogWriter
 from engine_adapters.storage.segment import LOG_MAGIC, decode_header
-from engine_core.alerts import Alert
-from engine_core.canonical import CanonicalBatch
-from engine_core.config import Config
 from engine_core.record import FIELDS, RECORD_SIZE, Record
-
-StepFn = Callable[[Any, Sequence[CanonicalBatch], int], tuple[Any, tuple[Record, ...],
-                                                              tuple[Alert, ...]]]
-InitFn = Callable[[Config, Sequence[str]], Any]
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -59,47 +49,12 @@ class ReplayReport:
         return 1 if self.identical is False else 0
 
 
-def replay(data_dir: Path | str, out_dir: Path | str, *, compare: bool = True,
-           engine_version: str | None = None, step_fn: StepFn | None = None,
-           initial_state_fn: InitFn | None = None) -> ReplayReport:
-    """Rebuild the log of `data_dir` from its journal into `out_dir` (log/ + alerts.jsonl).
-
-    `engine_version` defaults to the one in the journal header; `step_fn` and
-    `initial_state_fn` default to `engine_core.step` / `engine_core.initial_state`.
-    Raises StorageError for an unreadable journal.
-    """
-    src, out = Path(data_dir), Path(out_dir)
-    if step_fn is None or initial_state_fn is None:
-        from engine_core.pipeline import initial_state, step
-
-        step_fn, initial_state_fn = step_fn or step, initial_state_fn or initial_state
-    jh = journal_header(src)
-    cfg = Config.from_dict(json.loads(jh.config_json))
-    params = _log_params(src) or json.loads(jh.params_json)
-    version = engine_version if engine_version is not None else jh.engine_version
-    out.mkdir(parents=True, exist_ok=True)
-    writer = LogWriter.open(out, cfg, jh.symbols, version, fsync="none",
-                            rotate_ticks=int(params["rotate_ticks"]),
-                            max_segment_bytes=int(params["max_segment_bytes"]))
-    alerts_file = AlertsFile(out / ALERTS_FILE)
-    state: Any = None
-    n_ticks = n_events = 0
-    try:
-        for jt in iter_journal(src):
-            if jt.session_start or state is None:
-                state = initial_state_fn(cfg, jh.symbols)
-            state, records, alerts = step_fn(state, jt.batches, jt.tick_id)
-            writer.append_tick(jt.tick_id, records, alerts)
-            alerts_file.append(alerts)
-            n_ticks += 1
-            n_events += sum(len(b.events) for b in jt.batches)
-    finally:
-        writer.close()
-        alerts_file.close()
-    if not compare:
+def replay_message(n_ticks: int, n_events: int, out: Path, *, compared: bool,
+                   diff: Difference | None) -> ReplayReport:
+    """The report of a replay: identical, or where and how the replayed log differs."""
+    if not compared:
         return ReplayReport(n_ticks=n_ticks, n_events=n_events, identical=None,
                             difference=None, message=f"replayed {n_ticks} ticks into {out}")
-    diff = compare_logs(src, out)
     if diff is None:
         return ReplayReport(n_ticks=n_ticks, n_events=n_events, identical=True,
                             difference=None,
@@ -113,7 +68,7 @@ def replay(data_dir: Path | str, out_dir: Path | str, *, compare: bool = True,
                                 f"({diff.file} byte {diff.offset})")
 
 
-def _log_params(src: Path) -> dict[str, Any] | None:
+def log_params(src: Path) -> dict[str, Any] | None:
     segs = log_segments(src)
     if not segs:
         return None

@@ -74,10 +74,6 @@ class Faults:
     def __attrs_post_init__(self) -> None:
         self.rng = random.Random(self.seed)
 
-    def reseed(self, seed: int) -> None:
-        self.seed = seed
-        self.rng = random.Random(seed)
-
     def frame_faults_on(self) -> bool:
         return (
             self.duplicate_prob > 0

@@ -152,22 +152,6 @@ class FakeBinance:
             return 0
         return 0
 
-    async def publish_mark_array(self, events: Iterable[MarkPriceReceived]) -> int:
-        """One `!markPrice@arr@1s` / `!markPrice@arr` frame holding every given symbol."""
-        evs = list(events)
-        for ev in evs:
-            self.market.premium[ev.symbol] = FundingReceived(
-                symbol=ev.symbol, exchange_ts=ev.exchange_ts, funding_rate=ev.funding_rate,
-                mark_price=ev.mark_price, index_price=ev.index_price,
-                next_funding_ts=ev.next_funding_ts,
-            )
-        payload = render.mark_price_array(evs)
-        n = 0
-        for name in ("!markPrice@arr@1s", "!markPrice@arr"):
-            if self.hub.subscribers(name):
-                n += await self.hub.deliver(name, payload)
-        return n
-
     async def publish_text(self, stream: str, payload: str) -> int:
         """Send an already-rendered payload (benchmarks, hand-made frames)."""
         return await self.hub.deliver(stream, payload)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import engine_core as ec
-from engine_adapters.storage import iter_journal, iter_ticks, replay, verify
+from engine_adapters.storage import iter_journal, iter_ticks, verify
+from engine_app.bootstrap import open_session, replay_journal, run_lines
 from engine_app.datadir import ENGINE_VERSION, DataDir
-from engine_app.session import Session, tick_of
+from engine_app.session import Session
 from engine_sim.simulation import MarketSimulator, Regime, Segment
+from engine_sim.synthetic_capture import capture_items
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 
@@ -16,33 +18,23 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 def feed(session: Session, start_ms: int, seconds: float, seed: int) -> None:
     sim = MarketSimulator(SYMBOLS, [Segment(name="s", seconds=seconds, leader=Regime(),
                                             bystander=Regime())], seed=seed, start_ms=start_ms)
-    from engine_sim import render
-
-    nxt = None
-    for recv, ev in sim.events():
-        t = tick_of(recv)
-        nxt = t if nxt is None else nxt
-        while nxt < t:
-            session.step_tick(nxt)
-            nxt += 1
-        payload = render.render_payload(ev)
-        if payload is not None:
-            session.on_frame(recv, payload)
-    session.drain()
+    run_lines(session, capture_items(sim.events()))
 
 
 def test_journal_ahead_of_the_log_is_trimmed_on_reopen(tmp_path: Path) -> None:
     dd = DataDir(tmp_path / "dd")
-    s = Session(dd, ec.Config(), SYMBOLS, engine_version=ENGINE_VERSION, fsync="none")
+    s = open_session(dd, ec.Config(), SYMBOLS, engine_version=ENGINE_VERSION, fsync="none")
     feed(s, 1_795_564_800_000, 3.0, seed=1)
     last = s.stats.last_tick
     assert last is not None
     # the crash: the next tick reached the journal, then the process died before the log
-    s.journal.append_tick(last + 1, s.queue.flush(last + 1), session_start=False)
-    s.journal.close()
-    s.log.close()
+    journal = s.ports.journal
+    assert journal is not None
+    journal.append_tick(last + 1, s.ingest.flush(last + 1), session_start=False)
+    journal.close()
+    s.ports.log.close()
     assert max(t.tick_id for t in iter_journal(dd.root)) == last + 1
-    s2 = Session(dd, ec.Config(), SYMBOLS, engine_version=ENGINE_VERSION, fsync="none")
+    s2 = open_session(dd, ec.Config(), SYMBOLS, engine_version=ENGINE_VERSION, fsync="none")
     assert any("ahead of the log" in m for m in s2.recovery_messages)
     feed(s2, 1_795_564_900_000, 2.0, seed=2)  # a new session continues the data dir
     s2.close()
@@ -50,4 +42,4 @@ def test_journal_ahead_of_the_log_is_trimmed_on_reopen(tmp_path: Path) -> None:
     log_ticks = [t.tick_id for t in iter_ticks(dd.root)]
     assert journal_ticks == log_ticks
     assert verify(dd.root).exit_code == 0
-    assert replay(dd.root, tmp_path / "re", compare=True).exit_code == 0
+    assert replay_journal(dd.root, tmp_path / "re", compare=True).exit_code == 0

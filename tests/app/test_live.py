@@ -14,7 +14,8 @@ import pytest
 import engine_core as ec
 from engine_adapters.binance.rest_client import RestClientConfig
 from engine_adapters.binance.ws_client import WsClientConfig
-from engine_adapters.storage import iter_journal, read_log, replay, verify
+from engine_adapters.storage import iter_journal, read_log, verify
+from engine_app.bootstrap import replay_journal as replay
 from engine_app.cli import main
 from engine_app.live import LiveOptions, LiveRunner
 from engine_app.session import Session
@@ -68,8 +69,8 @@ def test_live_writes_a_data_dir_that_verifies_replays_and_matches_run_of_its_cap
         tmp_path: Path) -> None:
     dd, cap = tmp_path / "live", tmp_path / "live.jsonl"
     session, _runner = asyncio.run(live_session(dd, 3.0, capture=cap))
-    st = session.stats
-    assert st.ticks >= 8 and st.events_accepted > 200 and st.rejected == 0
+    st = session.counts
+    assert session.stats.ticks >= 8 and st.events_accepted > 200 and st.rejected == 0
     health = st.health_notices
     journaled = sum(len(b.events) for t in iter_journal(dd) for b in t.batches)
     assert journaled == st.events_accepted + health  # the last tick's messages were stepped
@@ -89,7 +90,7 @@ def test_chaos_reconnects_backfills_and_still_verifies_and_replays(tmp_path: Pat
     faults = Faults(seed=11, duplicate_prob=0.02, reorder_prob=0.02, malformed_prob=0.005)
     session, runner = asyncio.run(live_session(dd, 4.0, faults=faults, chaos=True))
     assert runner.feed is not None and runner.feed.counters.reconnects >= 2
-    st = session.stats
+    st = session.counts
     # every valid message was processed, dropped as a duplicate, or quarantined
     assert st.events_received == st.events_accepted + st.duplicates + st.rejected - \
         st.parse_rejects
@@ -133,8 +134,8 @@ def test_each_fault_keeps_the_clock_ticking_and_the_data_dir_sound(name: str,
                                                                    tmp_path: Path) -> None:
     dd = tmp_path / "dd"
     session, runner = asyncio.run(live_session(dd, 4.0, **CHAOS[name]))  # type: ignore[arg-type]
-    st = session.stats
-    assert st.ticks >= 14  # the clock kept ticking through the fault
+    st = session.counts
+    assert session.stats.ticks >= 14  # the clock kept ticking through the fault
     assert st.events_received == st.events_accepted + st.duplicates + st.rejected - \
         st.parse_rejects
     journaled = sum(len(b.events) for t in iter_journal(dd) for b in t.batches)
@@ -249,7 +250,7 @@ def test_demo_runs_end_to_end_shortened_and_verifies(tmp_path: Path) -> None:
 
     res, sink = asyncio.run(body())
     st = res.session.stats  # type: ignore[attr-defined]
-    assert st.ticks > 40 and st.events_accepted > 1000
+    assert st.ticks > 40 and res.session.counts.events_accepted > 1000  # type: ignore[attr-defined]
     assert {"BUILD", "PRESSURE"} <= st.states_reached
     assert verify(dd).exit_code == 0
     assert res.seconds < 40  # type: ignore[attr-defined]

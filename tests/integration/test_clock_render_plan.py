@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 
-from engine_adapters.binance.dedup import Deduper, Verdict
+from engine_adapters.binance.dedup import EventDeduper, IdGap
 from engine_adapters.binance.endpoints import Base, plan_connections, universe_streams
-from engine_adapters.clock import TICK_MS, RealClock, VirtualClock, offset_from, tick_of
+from engine_adapters.binance.messages import FrameParser
+from engine_adapters.clock import RealClock, VirtualClock, offset_from
+from engine_core import TICK_MS
+from engine_core import tick_of_recv_ms as tick_of
 from engine_core.events import FundingReceived, OpenInterestReceived
 from engine_sim import render
 
@@ -88,21 +91,37 @@ def test_rest_bodies_match_the_fixture_shapes() -> None:
 
 
 def test_dedup_rules_for_each_keyed_stream() -> None:
-    d = Deduper()
-    agg = '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","a":%d,"s":"BTCUSDT"}}'
-    assert d.check(agg % 10).verdict is Verdict.KEEP
-    r = d.check(agg % 14)
-    assert r.verdict is Verdict.KEEP and r.gap is not None and (r.gap.first, r.gap.last) == (
-        11, 13)
-    assert d.check(agg % 12).verdict is Verdict.OUT_OF_ORDER
-    assert d.check(agg % 14).verdict is Verdict.DUPLICATE
-    bt = '{"e":"bookTicker","u":%d,"s":"BTCUSDT"}'
-    assert d.check(bt % 100).verdict is Verdict.KEEP
-    assert d.check(bt % 90).verdict is Verdict.DUPLICATE
-    assert d.check(bt % 200).gap is None  # u is not contiguous: no gaps
-    assert d.check('{"result":null,"id":1}').verdict is Verdict.PASS
-    assert d.check('{"stream":"x","data":{"e":"aggTr').verdict is Verdict.PASS
-    assert d.check('{"e":"aggTrade","a":true,"s":"BTCUSDT"}').verdict is Verdict.PASS
+    d = EventDeduper()
+    parser = FrameParser(None)
+    agg = '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1,"a":%d,"s":"BTCUSDT",' \
+          '"p":"1.0","q":"1.0","f":1,"l":1,"T":1,"m":true}}'
+
+    def keep(text: str) -> bool:
+        (ev,) = parser.parse(text).events
+        return d.keep(ev)
+
+    gaps: list[IdGap] = []
+    d.on_gap = gaps.append
+    assert keep(agg % 10)
+    assert keep(agg % 14) and gaps == [IdGap(symbol="BTCUSDT", first=11, last=13)]
+    assert keep(agg % 12)  # late, inside the reported gap: accepted once, fills it
+    assert not keep(agg % 12) and not keep(agg % 14)
+    assert d.missing_in(gaps[0]) == 2
+    bt = '{"e":"bookTicker","u":%d,"s":"BTCUSDT","E":1,"T":1,"b":"1","B":"1","a":"2","A":"1"}'
+    assert keep(bt % 100)
+    assert not keep(bt % 90)
+    assert keep(bt % 200) and len(gaps) == 1  # u is not contiguous: no gaps
     fo = (WS / "raw_forceOrder.json").read_text()
-    assert d.check(fo).verdict is Verdict.KEEP
-    assert d.check(fo).verdict is Verdict.DUPLICATE
+    assert keep(fo)
+    assert not keep(fo)
+    assert d.duplicates == 4
+
+
+def test_a_trade_older_than_the_first_kept_is_kept_and_its_gap_reported() -> None:
+    d = EventDeduper()
+    assert d.trade("ETHUSDT", 5) == (True, None)
+    assert d.trade("ETHUSDT", 2) == (True, IdGap(symbol="ETHUSDT", first=3, last=4))
+    assert d.trade("ETHUSDT", 3) == (True, None)  # fills the gap once
+    assert d.trade("ETHUSDT", 2) == (False, None) and d.trade("ETHUSDT", 3) == (False, None)
+    assert d.trade("ETHUSDT", 1) == (True, None)  # adjacent: nothing in between
+    assert d.missing_in(IdGap(symbol="ETHUSDT", first=1, last=5)) == 1

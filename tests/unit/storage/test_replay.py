@@ -11,8 +11,8 @@ import attrs
 from engine_adapters.storage.alerts_json import AlertsFile
 from engine_adapters.storage.journal_writer import JournalWriter
 from engine_adapters.storage.log_writer import LogWriter
-from engine_adapters.storage.replay import replay
 from engine_adapters.storage.verify import verify
+from engine_app.bootstrap import replay_journal as replay
 from engine_core.alerts import Alert
 from engine_core.canonical import CanonicalBatch
 from engine_core.config import Config
@@ -73,8 +73,7 @@ def test_replay_with_custom_step(tmp_path: Path) -> None:
         s, recs, alerts = step(s, b, t)
         return s, tuple(attrs.evolve(r, spread_bps=r.spread_bps + 1) for r in recs), alerts
 
-    rep = replay(tmp_path / "live", tmp_path / "again", step_fn=other_step,
-                 initial_state_fn=initial_state)
+    rep = replay(tmp_path / "live", tmp_path / "again", step_fn=other_step)
     assert rep.difference is not None
     assert (rep.difference.tick_id, rep.difference.token_id, rep.difference.field) == (
         1000, 0, "spread_bps")
