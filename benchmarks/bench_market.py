@@ -17,6 +17,10 @@ run on the same files (noise on this shared machine moves both sides alike).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import gc
+import math
+import random
 import sys
 import tempfile
 import time
@@ -24,7 +28,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
+from aiohttp import web
 
+from engine_adapters.binance.backfill import (
+    BackfillConfig,
+    BackfillRequest,
+    BackfillScheduler,
+)
+from engine_adapters.binance.backfill_runner import BackfillRunner, rest_fetch
+from engine_adapters.binance.dedup import IdGap
+from engine_adapters.binance.market_plan import plan_market, plan_polling
+from engine_adapters.binance.rest_client import RestClient, RestClientConfig
 from engine_adapters.capture import open_capture
 from engine_adapters.capture_files import LineSource
 from engine_adapters.recorder import Recorder
@@ -50,14 +64,14 @@ def best(run: Callable[[], int], repeat: int = 3) -> tuple[float, int]:
 def _old_lines(path: Path) -> int:
     n = 0
     with open_capture(path) as f:
-        for n, _line in enumerate(f, 1):
+        for n, _line in enumerate(f, 1):  # noqa: B007 - counting is the point
             pass
     return n
 
 
 def _new_lines(path: Path) -> int:
     n = 0
-    for n, _line in LineSource(path):
+    for n, _line in LineSource(path):  # noqa: B007
         pass
     return n
 
@@ -65,14 +79,14 @@ def _new_lines(path: Path) -> int:
 def _old_json(path: Path) -> int:
     loads, n = orjson.loads, 0
     with open_capture(path) as f:
-        for n, line in enumerate(f, 1):
+        for n, line in enumerate(f, 1):  # noqa: B007
             loads(line)
     return n
 
 
 def _new_json(path: Path) -> int:
     loads, n = orjson.loads, 0
-    for n, line in LineSource(path):
+    for n, line in LineSource(path):  # noqa: B007
         loads(line)
     return n
 
@@ -107,13 +121,166 @@ def bench_reader(n_lines: int, tmp: Path) -> list[Row]:
     return rows
 
 
+def bench_universe(n_symbols: int) -> list[Row]:
+    symbols = [f"S{i:04d}USDT" for i in range(n_symbols)]
+    plan = plan_market(symbols)
+    rows: list[Row] = [
+        (f"universe {n_symbols}: streams (2N+2)", float(len(plan.streams)), ""),
+        (f"universe {n_symbols}: connections", float(len(plan.connections)), ""),
+        (f"universe {n_symbols}: max streams per connection",
+         float(plan.max_streams_per_connection), "target <= 200"),
+        (f"universe {n_symbols}: SUBSCRIBE messages",
+         float(sum(c.subscribe_messages for c in plan.connections)), ""),
+        (f"universe {n_symbols}: subscribe time, s", plan.subscribe_s(), "at 5 msg/s/conn (<10)"),
+        (f"universe {n_symbols}: OI cadence achieved, s", plan.poll.oi_cycle_s, ""),
+        (f"universe {n_symbols}: pollers weight/min", plan.poll.pollers_per_min,
+         f"<= {plan.poll.poll_cap_per_min:.0f}"),
+        (f"universe {n_symbols}: backfill weight/min", plan.poll.backfill_per_min, ""),
+    ]
+    return rows
+
+
+def bench_backfill_virtual(n_symbols: int, hours: float = 1.0) -> list[Row]:
+    """A 2 % gap storm for `hours` of virtual time; each page is answered 100 ms later."""
+    rng = random.Random(7)
+    plan = plan_polling(n_symbols)
+    sched = BackfillScheduler(BackfillConfig(), weight_per_window=int(plan.backfill_per_min))
+    rates = [rng.choice((2, 5, 10, 40)) for _ in range(n_symbols)]  # aggTrades/s per symbol
+    log_keep = math.log(0.98)
+
+    def skip() -> int:  # trades until the next lost one: geometric, p = 2 %
+        return int(math.log(1.0 - rng.random()) / log_keep) + 1
+
+    next_id = [1_000_000] * n_symbols
+    next_gap = [1_000_000 + skip() for _ in range(n_symbols)]
+    pending: list[tuple[int, BackfillRequest]] = []
+    step_ms = 100
+    t0 = time.perf_counter()
+    for now in range(0, int(hours * 3_600_000), step_ms):
+        for i in range(n_symbols):
+            next_id[i] += rates[i] * step_ms // 1000 or int(rng.random() < rates[i] / 10)
+            while next_gap[i] <= next_id[i]:
+                sched.add_gap(IdGap(symbol=f"S{i:04d}USDT", first=next_gap[i],
+                                    last=next_gap[i]), now)
+                next_gap[i] += skip()
+        while pending and pending[0][0] <= now:
+            _, done = pending.pop(0)
+            sched.on_result(done, done.from_id + done.limit - 1, now)
+        sched.expire(now)
+        sched.take_given_up()
+        while (req := sched.next_request(now, now / 1000)) is not None:
+            pending.append((now + 100, req))
+    c = sched.counters
+    mins = hours * 60
+    return [
+        (f"backfill {n_symbols} sym, 2% storm, {hours:g} h virtual: gaps", float(c.gaps), ""),
+        ("  requests per minute", c.requests / mins,
+         f"<= {plan.backfill_per_min / 20:.0f} (share / weight 20)"),
+        ("  missing ids fetched back, %", 100 * c.ids_covered / max(1, c.ids_missing), ""),
+        ("  ids given up as TRADE_GAP (incl. merge padding), %",
+         100 * c.ids_given_up / max(1, c.ids_missing), ""),
+        ("  queue high-water mark, ranges", float(c.queue_high_water),
+         f"bound {sched.config.max_ranges}"),
+        ("  scheduler + simulation CPU, s", time.perf_counter() - t0, ""),
+    ]
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 1e6
+
+
+async def _agg_trades(req: web.Request) -> web.Response:
+    first, limit = int(req.query["fromId"]), int(req.query["limit"])
+    body = [{"a": i, "p": "1.0", "q": "1", "f": i, "l": i, "T": 1, "m": True}
+            for i in range(first, first + limit)]
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
+
+
+async def _storm(mode: str, seconds: float, n_symbols: int = 100) -> tuple[float, float, int]:
+    """2 % of 10 aggTrades/s on each symbol lost, for `seconds`; (RSS growth MB/s after a
+    5 s warm-up, requests answered, tasks or queued ranges at the end)."""
+    app = web.Application()
+    app.router.add_get("/fapi/v1/aggTrades", _agg_trades)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    rng = random.Random(3)
+    tasks: set[asyncio.Task[object]] = set()
+    left = 0
+    try:
+        async with RestClient(url, config=RestClientConfig()) as rest:
+            plan = plan_polling(n_symbols)
+            sched = BackfillScheduler(BackfillConfig(),
+                                      weight_per_window=int(plan.backfill_per_min))
+            bf = BackfillRunner(sched, rest_fetch(rest), on_give_up=lambda g: None,
+                                now_ms=lambda: int(time.monotonic() * 1000), wall_s=time.time)
+            bf_task = asyncio.create_task(bf.run()) if mode == "bounded" else None
+            next_id = [1] * n_symbols
+            t_end = time.monotonic() + seconds
+            base_rss = base_t = None
+            while time.monotonic() < t_end:
+                for i in range(n_symbols):  # 10 trades per symbol per second, in 0.1 s steps
+                    if rng.random() < 0.02:
+                        g = IdGap(symbol=f"S{i:03d}USDT", first=next_id[i], last=next_id[i])
+                        if mode == "bounded":
+                            bf.gap(g)
+                        else:  # today's live.py: one task per gap, each waiting for weight
+                            t: asyncio.Task[object] = asyncio.create_task(
+                                rest.aggtrades_backfill(g.symbol, g.first, g.last))
+                            tasks.add(t)
+                            t.add_done_callback(tasks.discard)
+                    next_id[i] += 1
+                await asyncio.sleep(0.1)
+                if base_rss is None and time.monotonic() > t_end - seconds + 5:
+                    gc.collect()
+                    base_rss, base_t = _rss_mb(), time.monotonic()
+            gc.collect()
+            growth = (_rss_mb() - (base_rss or 0)) / max(1e-9, time.monotonic() - (base_t or 0))
+            answered = rest.counters.ok
+            left = len(tasks) if mode == "today" else sched.queued_ranges
+            rest.stop()
+            if bf_task is not None:
+                bf.stop()
+                await bf_task
+            for t in list(tasks):
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await runner.cleanup()
+    return growth, answered, left
+
+
+def bench_backfill_loopback(seconds: float) -> list[Row]:
+    rows: list[Row] = []
+    for mode in ("bounded", "today"):
+        growth, answered, left = asyncio.run(_storm(mode, seconds))
+        what = "queued ranges" if mode == "bounded" else "tasks waiting"
+        rows += [(f"loopback storm 100 sym {seconds:g} s, {mode}: RSS growth MB/s", growth,
+                  "target ~0 (10 MB/h = 0.003)"),
+                 (f"  {mode}: REST answers", float(answered), ""),
+                 (f"  {mode}: {what} at the end", float(left), "")]
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--symbols", type=int, default=500)
     ap.add_argument("--only", choices=("reader", "universe", "backfill"), default=None)
+    ap.add_argument("--storm-s", type=float, default=30.0,
+                    help="seconds of each loopback gap storm (today's tasks, then bounded)")
     args = ap.parse_args(argv)
     rows: list[Row] = []
+    if args.only in (None, "universe"):
+        for n in sorted({100, args.symbols, 700}):
+            rows += bench_universe(n)
+    if args.only in (None, "backfill"):
+        rows += bench_backfill_virtual(100)
+        rows += bench_backfill_virtual(args.symbols)
+        rows += bench_backfill_loopback(args.storm_s)
     if args.only in (None, "reader"):
         with tempfile.TemporaryDirectory() as d:
             rows += bench_reader(args.lines, Path(d))

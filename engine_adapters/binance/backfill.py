@@ -20,22 +20,22 @@ data, not tasks, and every part of it is bounded:
   up, oldest first, as a `GivenUp` value; the shell turns it into a TRADE_GAP health notice
   (counted, written to the capture, so `run` replays the same decision).
 
-Scheduling is earliest-deadline-first over symbols. `BackfillScheduler` is pure: time comes
-in as arguments and no I/O happens, so it unit-tests without a network. `BackfillRunner`
-drives it on asyncio with an injected `fetch` (`rest_fetch` adapts a `RestClient`).
+Pages all cost the same weight, so the next page is the one that brings back the most
+missing ids (oldest first among equals): under a storm the budget recovers as many trades
+as it can, and the rest is given up at its deadline. `BackfillScheduler` is pure: time comes
+in as arguments and no I/O happens, so it unit-tests without a network.
+`backfill_runner.BackfillRunner` drives it on asyncio with an injected `fetch`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import enum
-from collections.abc import Awaitable, Callable
+import heapq
 
 import attrs
 
 from engine_adapters.binance.dedup import IdGap
-from engine_adapters.binance.rest_client import AGG_TRADES, RestClient, WeightBudget, last_agg_id
+from engine_adapters.binance.rest_client import WeightBudget
 
 #: Binance USD-M aggTrades: at most 1000 trades per page; weight as charged in rest_client.
 PAGE_LIMIT = 1000
@@ -111,6 +111,8 @@ class BackfillCounters:
     given_up: int = 0
     ids_given_up: int = 0
     merges: int = 0
+    #: Ids that were not missing but joined a range when two closest ranges merged.
+    ids_padded: int = 0
     queue_high_water: int = 0
 
 
@@ -129,6 +131,10 @@ class BackfillScheduler:
         self.budget = WeightBudget(limit=weight_per_window, margin=0.0, window_s=config.window_s)
         #: symbol -> sorted disjoint [first, last, opened_ms] ranges still missing.
         self._ranges: dict[str, list[list[int]]] = {}
+        #: symbol -> opened_ms of its oldest range; the heap holds (oldest, symbol) entries,
+        #: stale ones (not equal to `_oldest_of`) are skipped when they surface.
+        self._oldest_of: dict[str, int] = {}
+        self._heap: list[tuple[int, str]] = []
         self._in_flight: set[str] = set()
         self._not_before: dict[str, int] = {}
         self._given_up: list[GivenUp] = []
@@ -148,41 +154,51 @@ class BackfillScheduler:
         before = len(ranges)
         _insert(ranges, gap.first, gap.last, now_ms)
         if len(ranges) > cfg.max_ranges_per_symbol:
-            _merge_closest(ranges)
+            c.ids_padded += _merge_closest(ranges)
             c.merges += 1
         self._total += len(ranges) - before
+        self._touch(gap.symbol)
         while self._total > cfg.max_ranges:
-            sym, r = self._oldest()
-            self._drop(sym, r, now_ms, GiveUpReason.QUEUE_FULL)
+            sym = self._top()
+            assert sym is not None  # _total > 0
+            r = min(self._ranges[sym], key=lambda r: (r[2], r[0]))
+            self._drop(sym, [r], now_ms, GiveUpReason.QUEUE_FULL)
         c.queue_high_water = max(c.queue_high_water, self._total)
 
     # ---- planning ------------------------------------------------------------------------
     def expire(self, now_ms: int) -> None:
         """Give up every range older than the deadline (they collect in `take_given_up`)."""
         limit = now_ms - self.config.deadline_ms
-        for sym in list(self._ranges):
-            for r in [r for r in self._ranges[sym] if r[2] <= limit]:
-                self._drop(sym, r, now_ms, GiveUpReason.DEADLINE)
+        while (sym := self._top()) is not None and self._oldest_of[sym] <= limit:
+            self._drop(sym, [r for r in self._ranges[sym] if r[2] <= limit], now_ms,
+                       GiveUpReason.DEADLINE)
 
     def next_request(self, now_ms: int, wall_s: float) -> BackfillRequest | None:
         """The most urgent page that may be fetched now (its weight is spent), or None."""
         cfg = self.config
-        if len(self._in_flight) >= cfg.max_in_flight:
+        # cheap refusals first: this is called after every gap, mostly to be told "not now"
+        if len(self._in_flight) >= cfg.max_in_flight or not self._ranges or \
+                self.budget.delay(cfg.weight_per_request, wall_s) > 0:
             return None
-        best: tuple[int, str] | None = None
-        for sym, ranges in self._ranges.items():
-            if not ranges or sym in self._in_flight or self._not_before.get(sym, 0) > now_ms:
+        # Every page costs the same weight, so the page that brings back the most missing
+        # ids goes first; among equals, the one whose oldest range expires first.
+        best: tuple[int, int, str] | None = None
+        span = cfg.page_limit - 1
+        for sym, opened in self._oldest_of.items():
+            if sym in self._in_flight or self._not_before.get(sym, 0) > now_ms:
                 continue
-            opened = min(r[2] for r in ranges)
-            if best is None or (opened, sym) < best:
-                best = (opened, sym)
-        if best is None or self.budget.delay(cfg.weight_per_request, wall_s) > 0:
+            ranges = self._ranges[sym]
+            end = ranges[0][0] + span
+            ids = sum(min(r[1], end) - r[0] + 1 for r in ranges if r[0] <= end)
+            if best is None or (-ids, opened, sym) < best:
+                best = (-ids, opened, sym)
+        if best is None:
             return None
         self.budget.spend(cfg.weight_per_request, wall_s)
-        sym = best[1]
+        sym = best[2]
         ranges = self._ranges[sym]
         from_id = ranges[0][0]
-        end = from_id + cfg.page_limit - 1
+        end = from_id + span
         want = max(min(r[1], end) for r in ranges if r[0] <= end)
         self._in_flight.add(sym)
         self.counters.requests += 1
@@ -208,8 +224,7 @@ class BackfillScheduler:
         else:
             self.counters.ids_covered += _cut_below(ranges, last_id)
         self._total += len(ranges) - before
-        if not ranges:
-            del self._ranges[req.symbol]
+        self._touch(req.symbol)
 
     def take_given_up(self) -> list[GivenUp]:
         """The give-ups since the last call, in the order they were decided."""
@@ -227,21 +242,39 @@ class BackfillScheduler:
 
     def next_deadline_ms(self) -> int | None:
         """When the oldest queued range will expire (None when nothing is queued)."""
-        opened = [r[2] for rs in self._ranges.values() for r in rs]
-        return min(opened) + self.config.deadline_ms if opened else None
+        sym = self._top()
+        return None if sym is None else self._oldest_of[sym] + self.config.deadline_ms
 
     # ---- internals -----------------------------------------------------------------------
-    def _oldest(self) -> tuple[str, list[int]]:
-        return min(((s, r) for s, rs in self._ranges.items() for r in rs),
-                   key=lambda sr: (sr[1][2], sr[0], sr[1][0]))
-
-    def _drop(self, sym: str, r: list[int], now_ms: int, why: GiveUpReason) -> None:
-        ranges = self._ranges[sym]
-        ranges.remove(r)
-        self._total -= 1
+    def _touch(self, sym: str) -> None:
+        """Re-index `sym` after its ranges changed (forget it when it has none left)."""
+        ranges = self._ranges.get(sym)
         if not ranges:
-            del self._ranges[sym]
-        self._give_up(sym, r[0], r[1], now_ms, why)
+            self._ranges.pop(sym, None)
+            self._oldest_of.pop(sym, None)
+            return
+        oldest = min(r[2] for r in ranges)
+        if self._oldest_of.get(sym) != oldest:
+            self._oldest_of[sym] = oldest
+            heapq.heappush(self._heap, (oldest, sym))
+
+    def _top(self) -> str | None:
+        """The symbol holding the oldest range (stale heap entries are dropped)."""
+        heap = self._heap
+        while heap:
+            opened, sym = heap[0]
+            if self._oldest_of.get(sym) == opened:
+                return sym
+            heapq.heappop(heap)
+        return None
+
+    def _drop(self, sym: str, gone: list[list[int]], now_ms: int, why: GiveUpReason) -> None:
+        ranges = self._ranges[sym]
+        for r in gone:
+            ranges.remove(r)
+            self._total -= 1
+            self._give_up(sym, r[0], r[1], now_ms, why)
+        self._touch(sym)
 
     def _give_up(self, sym: str, first: int, last: int, now_ms: int, why: GiveUpReason) -> None:
         self.counters.given_up += 1
@@ -270,10 +303,12 @@ def _insert(ranges: list[list[int]], first: int, last: int, now_ms: int) -> None
     ranges[:] = out
 
 
-def _merge_closest(ranges: list[list[int]]) -> None:
+def _merge_closest(ranges: list[list[int]]) -> int:
+    """Merge the two ranges with the smallest hole between; returns the hole's size."""
     i = min(range(len(ranges) - 1), key=lambda k: (ranges[k + 1][0] - ranges[k][1], k))
     a, b = ranges[i], ranges[i + 1]
     ranges[i : i + 2] = [[a[0], b[1], min(a[2], b[2])]]
+    return b[0] - a[1] - 1
 
 
 def _cut_below(ranges: list[list[int]], last_id: int) -> int:
@@ -292,108 +327,14 @@ def _cut_below(ranges: list[list[int]], last_id: int) -> int:
     return covered
 
 
-#: `fetch(request) -> highest agg id in the page` (< from_id for an empty page; None: failed).
-Fetch = Callable[[BackfillRequest], Awaitable[int | None]]
-
-
-def rest_fetch(rest: RestClient) -> Fetch:
-    """A `Fetch` over a RestClient: its answers also go upward (captured, parsed) as usual."""
-    async def fetch(req: BackfillRequest) -> int | None:
-        res = await rest.request(AGG_TRADES, {"symbol": req.symbol, "fromId": req.from_id,
-                                              "limit": req.limit},
-                                 weight=AGG_TRADES_WEIGHT, health_key=f"backfill:{req.symbol}",
-                                 symbols=(req.symbol,))
-        if res is None or res.status != 200:
-            return None
-        last = last_agg_id(res.body)
-        return req.from_id - 1 if last is None else last
-    return fetch
-
-
-class BackfillRunner:
-    """Drives a scheduler on asyncio: at most `max_in_flight` fetch tasks, never more.
-
-    `gap()` is synchronous and cheap (the shell calls it from the dedup callback); give-ups
-    go to `on_give_up` in the order decided, from the runner's task, each exactly once.
-    """
-
-    def __init__(self, scheduler: BackfillScheduler, fetch: Fetch, *,
-                 on_give_up: Callable[[GivenUp], None], now_ms: Callable[[], int],
-                 wall_s: Callable[[], float], idle_s: float = 0.25) -> None:
-        self.scheduler = scheduler
-        self._fetch = fetch
-        self._on_give_up = on_give_up
-        self._now_ms = now_ms
-        self._wall_s = wall_s
-        self._idle_s = idle_s
-        self._wake = asyncio.Event()
-        self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._error: Exception | None = None
-
-    def gap(self, gap: IdGap) -> None:
-        self.scheduler.add_gap(gap, self._now_ms())
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-
-    @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
-
-    async def run(self) -> None:
-        """Until stop(): expire, hand out give-ups, start what the budget allows, wait."""
-        sched = self.scheduler
-        try:
-            while not self._stop.is_set():
-                now = self._now_ms()
-                sched.expire(now)
-                self._deliver()
-                while (req := sched.next_request(now, self._wall_s())) is not None:
-                    task = asyncio.get_running_loop().create_task(self._one(req))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._idle_s)
-        finally:
-            for t in list(self._tasks):
-                t.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-            self._deliver()
-        if self._error is not None:
-            raise self._error
-
-    async def _one(self, req: BackfillRequest) -> None:
-        try:
-            last = await self._fetch(req)
-        except (OSError, TimeoutError):  # the network, not a bug: retried until the deadline
-            last = None
-        except Exception as exc:
-            self._error = exc  # a bug in fetch: run() re-raises it after cleaning up
-            self.stop()
-            return
-        self.scheduler.on_result(req, last, self._now_ms())
-        self._wake.set()
-
-    def _deliver(self) -> None:
-        for g in self.scheduler.take_given_up():
-            self._on_give_up(g)
-
-
 __all__ = [
     "AGG_TRADES_WEIGHT",
     "PAGE_LIMIT",
     "BackfillConfig",
     "BackfillCounters",
     "BackfillRequest",
-    "BackfillRunner",
     "BackfillScheduler",
-    "Fetch",
     "GiveUpReason",
     "GivenUp",
-    "rest_fetch",
     "share_after_pollers",
 ]

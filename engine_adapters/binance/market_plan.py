@@ -117,6 +117,21 @@ def plan_polling(n_symbols: int, cfg: RestClientConfig | None = None, *,
                     backfill_per_min=cap - premium - info - oi)
 
 
+def health_symbols(spec: ConnectionSpec, universe: Sequence[str]) -> tuple[str, ...]:
+    """Whose data a connection carries: its per-symbol streams' symbols, and every symbol of
+    the universe when it carries an all-market `!` stream (a drop of the connection holding
+    `!markPrice@arr@1s` is a RECONNECT/STREAM_STALE for all of them, not for none)."""
+    if any(st.startswith("!") for st in spec.streams):
+        return tuple(sorted(universe))
+    return spec.symbols
+
+
+def cadence_streams(spec: ConnectionSpec) -> tuple[str, ...]:
+    """Streams with a fixed push cadence (fact 10), all-market ones included: silence on
+    them past a few periods is a fault even while the connection carries other data."""
+    return tuple(st for st in spec.streams if "markPrice@" in st or st.endswith("@markPrice"))
+
+
 @attrs.frozen(kw_only=True, slots=True)
 class MarketPlan:
     """Everything a whole-market session opens and polls, planned before it starts."""
@@ -179,6 +194,8 @@ __all__ = [
     "ConnectionPlan",
     "MarketPlan",
     "PollPlan",
+    "cadence_streams",
+    "health_symbols",
     "plan_market",
     "plan_polling",
 ]

@@ -94,13 +94,14 @@ def test_weight_share_limits_requests_per_window() -> None:
     assert s.next_request(0, W + 60.0) is not None  # the next window
 
 
-def test_earliest_deadline_first_across_symbols_and_in_flight_bound() -> None:
-    s = sched(max_in_flight=2)
+def test_most_ids_per_page_first_then_oldest_and_in_flight_bound() -> None:
+    s = sched(max_in_flight=3)
     s.add_gap(gap("ZZZ", 1, 1), 100)
     s.add_gap(gap("AAA", 1, 1), 300)
     s.add_gap(gap("MMM", 1, 1), 200)
-    order = [r.symbol for _ in range(3) if (r := s.next_request(400, W)) is not None]
-    assert order == ["ZZZ", "MMM"]  # oldest first; the third waits for a free slot
+    s.add_gap(gap("BIG", 1, 50), 400)  # the youngest, but 50 ids in one page
+    order = [r.symbol for _ in range(4) if (r := s.next_request(400, W)) is not None]
+    assert order == ["BIG", "ZZZ", "MMM"]  # then oldest first; AAA waits for a free slot
 
 
 def test_failure_backs_off_then_retries_until_the_deadline() -> None:

@@ -17,11 +17,10 @@ from aiohttp import web
 
 from engine_adapters.binance.backfill import (
     BackfillConfig,
-    BackfillRunner,
     BackfillScheduler,
     GivenUp,
-    rest_fetch,
 )
+from engine_adapters.binance.backfill_runner import BackfillRunner, rest_fetch
 from engine_adapters.binance.dedup import IdGap
 from engine_adapters.binance.rest_client import RestClient, RestClientConfig
 from tests.conftest import run_bounded

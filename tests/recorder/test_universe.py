@@ -15,7 +15,12 @@ from engine_adapters.binance.endpoints import (
     base_of,
     whole_market_streams,
 )
-from engine_adapters.binance.market_plan import plan_market, plan_polling
+from engine_adapters.binance.market_plan import (
+    cadence_streams,
+    health_symbols,
+    plan_market,
+    plan_polling,
+)
 from engine_adapters.binance.rest_client import RestClient, RestClientConfig
 from engine_adapters.binance.universe import (
     AnswerProblem,
@@ -170,3 +175,15 @@ def test_oi_schedule_covers_every_symbol_inside_the_budget(n: int) -> None:
 def test_plan_describes_the_cadence_achieved() -> None:
     p = plan_polling(550)
     assert p.describe().startswith("open interest of 550 symbols every 32.0 s (1032 weight/min)")
+
+
+def test_a_connection_with_an_all_market_stream_speaks_for_every_symbol() -> None:
+    symbols = [f"S{i:03d}USDT" for i in range(450)]
+    plan = plan_market(symbols)
+    holders = [c.spec for c in plan.connections if ALL_MARK_PRICE_1S in c.spec.streams]
+    assert len(holders) == 1
+    assert health_symbols(holders[0], symbols) == tuple(symbols)
+    assert cadence_streams(holders[0]) == (ALL_MARK_PRICE_1S,)
+    other = next(c.spec for c in plan.connections if c.spec.base is Base.PUBLIC)
+    assert health_symbols(other, symbols) == other.symbols and len(other.symbols) == 200
+    assert cadence_streams(other) == ()
