@@ -39,15 +39,22 @@ from engine_adapters.binance.backfill_runner import BackfillRunner, rest_fetch
 from engine_adapters.binance.dedup import IdGap
 from engine_adapters.binance.market_plan import plan_market, plan_polling
 from engine_adapters.binance.rest_client import RestClient, RestClientConfig
-from engine_adapters.capture import open_capture
+from engine_adapters.capture import CaptureWriter, open_capture
 from engine_adapters.capture_files import LineSource
 from engine_adapters.recorder import Recorder
 
+#: A real frame (fixtures/binance/ws/combined_aggTrade.json) with its ids, times and price
+#: varied per line, so the files compress like real captures (identical lines would not).
 AGG_TRADE = (
-    '{"stream":"btcusdt@aggTrade","data":{"e":"aggTrade","E":1771263510195,"a":3141966230,'
-    '"s":"BTCUSDT","p":"68005.00","q":"2.695","nq":"2.695","f":7297376181,"l":7297376207,'
-    '"T":1771263510041,"m":true}}'
+    '{{"stream":"btcusdt@aggTrade","data":{{"e":"aggTrade","E":{E},"a":{a},'
+    '"s":"BTCUSDT","p":"{p:.2f}","q":"2.695","nq":"2.695","f":{f},"l":{f},'
+    '"T":{E},"m":{m}}}}}'
 )
+
+
+def frame(i: int) -> str:
+    return AGG_TRADE.format(E=1771263510195 + i // 20, a=3141966230 + i, p=68005 + (i % 997) / 10,
+                            f=7297376181 + 3 * i, m="true" if i % 3 else "false")
 T0 = 1_796_180_400_000
 Row = tuple[str, float, str]
 
@@ -91,6 +98,40 @@ def _new_json(path: Path) -> int:
     return n
 
 
+def _bench_writers(n: int, tmp: Path) -> list[Row]:
+    """Lines/s written: today's CaptureWriter (one gzip stream) vs the rotating Recorder."""
+    tmp.mkdir()
+    frames = [frame(i) for i in range(n)]  # built once: the timing is the writers' alone
+    rows: list[Row] = []
+    for level in (6, 1):
+        runs = 0
+
+        def old(level: int = level) -> int:
+            nonlocal runs
+            runs += 1
+            with CaptureWriter(tmp / f"old{level}-{runs}.jsonl.gz", compresslevel=level,
+                               clock=lambda: 0.0) as w:
+                for i in range(n):
+                    w.write_ws(T0 + i // 20, frames[i])
+            return n
+
+        def new(level: int = level) -> int:
+            ms = T0
+            with Recorder(tmp / f"new{level}", "b", clock_ms=lambda: ms,
+                          compresslevel=level) as r:
+                for i in range(n):
+                    ms = T0 + i // 20
+                    r.write_ws(ms, frames[i])
+            return n
+
+        t_old, _ = best(old)
+        t_new, _ = best(new)
+        rows += [(f"write gzip level {level}: CaptureWriter, lines/s", n / t_old, ""),
+                 (f"write gzip level {level}: Recorder, lines/s", n / t_new,
+                  "target >= 50,000 (2.5x a 20 k/s peak)")]
+    return rows
+
+
 def bench_reader(n_lines: int, tmp: Path) -> list[Row]:
     ms = T0
 
@@ -100,14 +141,15 @@ def bench_reader(n_lines: int, tmp: Path) -> list[Row]:
     with Recorder(tmp, "bench", clock_ms=clock) as rec:
         for i in range(n_lines):
             ms = T0 + i // 20  # 20 k lines/s of receive time: a member per second
-            rec.write_ws(ms, AGG_TRADE)
+            rec.write_ws(ms, frame(i))
     path = rec.files[0]
     plain = Recorder(tmp / "plain", "bench", clock_ms=clock, compress=False)
     with plain:
         for i in range(n_lines):
-            plain.write_ws(T0 + i // 20, AGG_TRADE)
+            plain.write_ws(T0 + i // 20, frame(i))
     rows: list[Row] = [(f"capture {n_lines} lines, {rec.members_written} gzip members",
                         path.stat().st_size / 1e6, "MB")]
+    rows += _bench_writers(min(n_lines, 200_000), tmp / "w")
     for label, p in (("gzip", path), ("plain", plain.files[0])):
         for what, old, new in (("lines", _old_lines, _new_lines), ("lines+json", _old_json,
                                                                      _new_json)):

@@ -124,3 +124,18 @@ def test_bad_arguments_are_refused() -> None:
         Recorder("/tmp", "a/b", clock_ms=lambda: 0)
     with pytest.raises(ValueError, match="at most one second"):
         Recorder("/tmp", "a", clock_ms=lambda: 0, flush_interval_ms=5000)
+
+
+def test_todays_reader_reads_complete_recorder_files(tmp_path: Path) -> None:
+    """Whole members are plain multi-member gzip: `iter_capture` (GzipFile) reads them too."""
+    from engine_adapters.capture import WsLine, iter_capture
+
+    clock = VirtualClock(T0)
+    with Recorder(tmp_path, "rec", clock_ms=clock, buffer_bytes=100) as r:
+        for i in range(30):
+            clock.ms += 400
+            r.write_ws(clock.ms, f"f{i}")
+    assert r.members_written > 10
+    got = list(iter_capture(r.files[0]))
+    assert all(isinstance(x, WsLine) for x in got)
+    assert [x.raw for x in got if isinstance(x, WsLine)] == [f"f{i}" for i in range(30)]
