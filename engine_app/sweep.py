@@ -260,11 +260,28 @@ def run_tasks(tasks: Sequence[Task], *, workers: int = 2, scheduler: str | None 
 
 
 # ---------------------------------------------------------------------------- command
+def expand_inputs(given: Sequence[str]) -> list[str]:
+    """Inputs as capture files: a directory stands for its *.jsonl[.gz] files, by name."""
+    out: list[str] = []
+    for text in given:
+        p = Path(text)
+        if p.is_dir():
+            found = sorted(str(f) for f in p.iterdir() if f.is_file()
+                           and f.name.endswith((".jsonl", ".jsonl.gz")))
+            if not found:
+                raise UsageError(f"{p}: no capture files (*.jsonl, *.jsonl.gz) in this dir")
+            out += found
+        elif p.exists():
+            out.append(str(p))
+        else:
+            raise UsageError(f"no such capture or dir: {p}")
+    if len(set(out)) != len(out):
+        raise UsageError("an input is given twice (directly or through its dir)")
+    return out
+
+
 def cmd_sweep(a: argparse.Namespace) -> int:
-    inputs = [str(Path(p)) for p in a.inputs]
-    missing = [p for p in inputs if not Path(p).exists()]
-    if missing:
-        raise UsageError(f"no such capture or dir: {', '.join(missing)}")
+    inputs = expand_inputs(a.inputs)
     if not a.grid:
         raise UsageError("give at least one --grid KEY=V1,V2")
     if a.workers is not None and a.workers < 1:
@@ -305,7 +322,8 @@ def add_commands(sub: Any) -> None:
     """Register `sweep` on the main parser's subparsers."""
     s = sub.add_parser("sweep", help="run a grid of config overrides over captures on Dask")
     s.add_argument("inputs", nargs="+", metavar="CAPTURE_OR_DIR",
-                   help="captures (or recording dirs) to run every combination on")
+                   help="captures to run every combination on; a dir stands for its "
+                        "*.jsonl[.gz] files, each one input")
     s.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                    help="a config key (section.field) and its values; repeat for more keys")
     s.add_argument("--workers", type=int, help="local worker processes (default: min(tasks, "

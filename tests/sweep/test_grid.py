@@ -8,7 +8,15 @@ import pytest
 
 import engine_core as ec
 from engine_app.cli_support import UsageError
-from engine_app.sweep import combinations, config_for, flatten, parse_grid, run_task, toml_of
+from engine_app.sweep import (
+    combinations,
+    config_for,
+    expand_inputs,
+    flatten,
+    parse_grid,
+    run_task,
+    toml_of,
+)
 from engine_app.sweep_report import Objective, Task, TaskResult, parse_where, rank, table
 
 
@@ -88,3 +96,18 @@ def test_a_failing_task_is_a_value_with_a_one_line_reason(tmp_path: Path) -> Non
     assert res.index == 7 and res.metrics == ()
     assert res.error is not None and res.error.startswith("run exited 2: ")
     assert "\n" not in res.error and "Traceback" not in res.error
+
+
+def test_a_dir_stands_for_its_capture_files(tmp_path: Path) -> None:
+    for name in ("b.jsonl.gz", "a.jsonl", "notes.txt"):
+        (tmp_path / name).write_text("")
+    (tmp_path / "sub.jsonl").mkdir()
+    one = tmp_path / "a.jsonl"
+    assert expand_inputs([str(tmp_path)]) == [str(tmp_path / "a.jsonl"),
+                                              str(tmp_path / "b.jsonl.gz")]
+    with pytest.raises(UsageError, match="given twice"):
+        expand_inputs([str(tmp_path), str(one)])
+    with pytest.raises(UsageError, match="no such capture or dir"):
+        expand_inputs([str(tmp_path / "nope.jsonl")])
+    with pytest.raises(UsageError, match="no capture files"):
+        expand_inputs([str(tmp_path / "sub.jsonl")])
