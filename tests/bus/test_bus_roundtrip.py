@@ -11,6 +11,8 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from engine_adapters.bus import BusConsumer, BusPublisher, SourceGap, SourceLine
 from engine_adapters.bus.port import ws_line
 
@@ -160,3 +162,31 @@ def test_start_by_sequence_and_by_time(arun: Run, subject_url: str) -> None:
     by_seq, by_time = arun(main())
     assert by_seq == lines[10:]
     assert by_time == lines[30:]
+
+
+def test_the_same_messages_published_twice_are_stored_once(
+        arun: Run, subject_url: str, capture_bytes: list[bytes]) -> None:
+    lines = capture_bytes[:1000]
+
+    async def twice() -> tuple[Any, Any, list[bytes]]:
+        stats = []
+        for _ in range(2):  # e.g. a recorder restarted and replaying its last buffer
+            pub = BusPublisher(small(subject_url), lines_per_message=25)
+            for line in lines:  # queued before start: the packs are the same both times
+                pub.write_line(line)
+            await pub.start()
+            stats.append(await pub.close(5))
+        return stats[0], stats[1], await consume(subject_url)
+
+    first, second, got = arun(twice())
+    assert (first.messages, first.duplicates) == (40, 0)
+    assert (second.messages, second.duplicates, second.published) == (0, 40, 0)
+    assert got == lines
+
+
+def test_a_missing_stream_is_named(arun: Run, subject_url: str) -> None:
+    async def main() -> None:
+        await BusConsumer(subject_url + "?durable=x").start()
+
+    with pytest.raises(LookupError, match=r"no stream CAPTURE_TEST_S\d+ for subject test\.s\d+"):
+        arun(main())
