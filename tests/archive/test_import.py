@@ -90,6 +90,7 @@ def test_symbol_and_date_filters(tmp_path: Path) -> None:
 
 
 def _rewrite(root: Path, af: ArchiveFile, text: str) -> None:
+    af.local(root).parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr(af.name[:-4] + ".csv", text)
@@ -154,3 +155,20 @@ def test_import_cli_reports_missing_days_and_errors(
     empty.mkdir()
     assert main(["archive", "import", str(empty), "--out", "x.jsonl"]) == 2
     assert "no archive file" in capsys.readouterr().err
+
+
+def test_reordered_header_columns_render_the_same_lines(tmp_path: Path) -> None:
+    t0 = int(dt.datetime(2024, 8, 4, tzinfo=dt.UTC).timestamp() * 1000)
+    rows = [(i, f"{10 + i / 8:.3f}", "0.5", i, i, t0 + i, "true" if i % 2 else "false")
+            for i in range(1, 40)]
+    std = "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,is_buyer_maker"
+    af = ArchiveFile(kind="aggTrades", symbol="BTCUSDT", period=str(DAY1))
+    _rewrite(tmp_path / "a", af, std + "\n" + "\n".join(",".join(map(str, r)) for r in rows))
+    order = (5, 0, 6, 1, 2, 3, 4)  # transact_time first: the column-mapping path
+    names = std.split(",")
+    _rewrite(tmp_path / "b", af, ",".join(names[i] for i in order) + "\n" + "\n".join(
+        ",".join(str(r[i]) for i in order) for r in rows))
+    import_archive(tmp_path / "a", tmp_path / "a.jsonl")
+    import_archive(tmp_path / "b", tmp_path / "b.jsonl")
+    text = (tmp_path / "a.jsonl").read_text()
+    assert text == (tmp_path / "b.jsonl").read_text() and text.count("\n") == 39
