@@ -146,7 +146,10 @@ def test_rate_limits_and_server_errors_are_waited_out_in_order(
 
     stats = arun(main())
     assert (stats.delivered, stats.rejected, stats.retries, stats.pending) == (2, 1, 2, 0)
-    assert server.times[1] - server.times[0] >= retry_after * 0.95  # the service's own wait
+    gap = server.times[1] - server.times[0]
+    assert gap >= retry_after * 0.95  # the service's own wait
+    if service == "discord":
+        assert gap < 0.9  # the body's float retry_after wins over the header's whole second
     got = [s.payload(a) for s in [ChatSink(chat_sinks_from_toml(
         toml_for(service, server.url))[0])] for a in (alert(1), alert(3, AlertKind.
                                                                      SYSTEMIC_ALERT))]

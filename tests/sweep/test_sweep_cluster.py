@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -22,9 +23,10 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     return [str(cap), str(junk)]
 
 
-def sweep(inputs: list[str], workers: int, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+def sweep(inputs: list[str], where: list[str],
+          capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
     rc = main(["sweep", *inputs, "--grid", "structural.unwind_enter=0.3,0.9",
-               "--grid", "tier.persist_ticks=2,40", "--workers", str(workers), "--json"])
+               "--grid", "tier.persist_ticks=2,40", *where, "--json"])
     assert rc == 0
     out: dict[str, object] = json.loads(capsys.readouterr().out)
     return out
@@ -32,8 +34,8 @@ def sweep(inputs: list[str], workers: int, capsys: pytest.CaptureFixture[str]) -
 
 def test_two_workers_equal_one_worker(inputs: list[str],
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    one = sweep(inputs, 1, capsys)
-    two = sweep(inputs, 2, capsys)
+    one = sweep(inputs, ["--workers", "1"], capsys)
+    two = sweep(inputs, ["--workers", "2"], capsys)
     assert one == two
     results = one["results"]
     assert isinstance(results, list) and len(results) == 8
@@ -45,3 +47,15 @@ def test_two_workers_equal_one_worker(inputs: list[str],
     assert len({r["alerts_digest"] for r in ok}) > 1
     totals = [r["metrics"]["alerts.total"] for r in ok]
     assert totals == sorted(totals, reverse=True)  # ranked, largest first
+
+
+def test_a_running_scheduler_gives_the_same_results(inputs: list[str],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import dask.distributed
+
+    dist: Any = dask.distributed
+    with dist.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=40) as cluster:
+        remote = sweep(inputs[:1], ["--scheduler", cluster.scheduler_address], capsys)
+    local = sweep(inputs[:1], ["--workers", "1"], capsys)
+    assert remote == local and len(remote["results"]) == 4  # type: ignore[arg-type]
