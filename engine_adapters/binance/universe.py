@@ -7,6 +7,8 @@ here once, at the boundary, and every way they can be unusable becomes one
 `ExchangeAnswerError` naming the endpoint and what was wrong: an HTTP/API error, a body of
 the wrong shape, a symbol listed twice (before, a `ValueError` traceback from
 `initial_state`), or an empty universe. The CLI prints `str(exc)` and exits 2.
+`resolve_universe` does the start-up requests and the choice (`--top all`, `--top N`,
+`--symbols`) with those checks, for `live` and `capture`.
 
 `UniverseWatch` re-reads exchangeInfo every hour (`REFRESH_MS`) and turns status changes of
 followed symbols into `StatusChange` values: a symbol that stops trading is HALTED, one that
@@ -27,6 +29,7 @@ from collections.abc import Collection, Iterable, Sequence
 import attrs
 
 from engine_adapters.binance.messages import ApiError
+from engine_adapters.binance.rest_client import RestClient
 from engine_adapters.binance.rest_payloads import (
     PATH_EXCHANGE_INFO,
     PATH_TICKER_24HR,
@@ -55,6 +58,8 @@ class AnswerProblem(enum.Enum):
     DUPLICATE_SYMBOLS = "duplicate_symbols"
     #: Nothing left to follow.
     EMPTY_UNIVERSE = "empty_universe"
+    #: A symbol asked for is not a TRADING USDT perpetual of the answer.
+    NOT_TRADING = "not_trading"
 
 
 class ExchangeAnswerError(Exception):
@@ -122,6 +127,48 @@ def top_from_ticker(status: int, body: str | bytes, n: int,
                                   f"none of the {len(pairs)} tickers is a TRADING USDT "
                                   f"perpetual of exchangeInfo")
     return chosen
+
+
+#: `top=ALL` in `resolve_universe`: every TRADING USDT perpetual (`--top all`).
+ALL = "all"
+
+
+async def resolve_universe(rest: RestClient, *, symbols: Sequence[str] | None = None,
+                           top: int | str | None = None,
+                           default: Sequence[str] = ()) -> tuple[str, ...]:
+    """The symbols of a session: `top=ALL`, `top=N` by 24 h quote volume, or `symbols`
+    (else `default`) checked against exchangeInfo. Raises `ExchangeAnswerError`.
+
+    With explicit symbols an unreachable exchangeInfo is tolerated (they are used unchecked,
+    as before); an answer of the wrong shape never is. `--top` needs the answers.
+    """
+    res = await rest.request(PATH_EXCHANGE_INFO, None, weight=1)
+    infos = None if res is None else exchange_symbols(res.status, res.body)
+    if top is not None:
+        if infos is None:
+            raise ExchangeAnswerError(PATH_EXCHANGE_INFO, AnswerProblem.HTTP_ERROR,
+                                      "no answer (the exchange is unreachable), needed for --top")
+        tradable = whole_market(infos)
+        if top == ALL:
+            return tradable
+        if not isinstance(top, int) or top <= 0:
+            raise ValueError(f"top must be a positive int or {ALL!r}, got {top!r}")
+        t = await rest.request(PATH_TICKER_24HR, None, weight=40)
+        if t is None:
+            raise ExchangeAnswerError(PATH_TICKER_24HR, AnswerProblem.HTTP_ERROR,
+                                      "no answer (the exchange is unreachable), needed for --top")
+        return top_from_ticker(t.status, t.body, top, tradable)
+    wanted = tuple(symbols or default)
+    if not wanted:
+        raise ExchangeAnswerError("--symbols", AnswerProblem.EMPTY_UNIVERSE, "no symbols given")
+    if infos is not None:
+        tradable_set = set(usdt_perpetuals(infos))
+        missing = sorted(set(wanted) - tradable_set)
+        if missing:
+            raise ExchangeAnswerError(
+                PATH_EXCHANGE_INFO, AnswerProblem.NOT_TRADING,
+                f"not TRADING USDT perpetuals on this exchange: {', '.join(missing)}")
+    return tuple(sorted(set(wanted)))
 
 
 class SymbolState(enum.Enum):
@@ -193,6 +240,7 @@ class UniverseWatch:
 
 
 __all__ = [
+    "ALL",
     "DELISTED_STATUSES",
     "REFRESH_MS",
     "AnswerProblem",
@@ -201,6 +249,7 @@ __all__ = [
     "SymbolState",
     "UniverseWatch",
     "exchange_symbols",
+    "resolve_universe",
     "state_of",
     "top_from_ticker",
     "unique_symbols",
