@@ -133,6 +133,9 @@ class BusConsumer:
         if info is not None:
             acked = info.ack_floor.stream_seq if info.ack_floor else 0
             delivered = info.delivered.stream_seq if info.delivered else 0
+            if url.start_seq is not None or url.start_ms is not None:
+                log.warning("bus: durable consumer %s exists; it resumes after sequence %d "
+                            "(start=/seq= only place a new durable name)", url.durable, acked)
             if delivered <= acked:
                 self._expected = acked + 1 if acked else 0
                 bound: ConsumerConfig = info.config  # as it is: resumes at acked + 1 itself

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -32,11 +33,14 @@ def sweep(inputs: list[str], where: list[str],
     return out
 
 
-def test_two_workers_equal_one_worker(inputs: list[str],
+def test_two_workers_equal_one_worker(inputs: list[str], tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
+    page = tmp_path / "sweep.html"
     one = sweep(inputs, ["--workers", "1"], capsys)
-    two = sweep(inputs, ["--workers", "2"], capsys)
+    two = sweep(inputs, ["--workers", "2", "--out", str(page)], capsys)
     assert one == two
+    text = page.read_text()
+    assert text.count("<tr>") == 1 + 8 and text.count("FAILED: run exited 2") == 4
     results = one["results"]
     assert isinstance(results, list) and len(results) == 8
     ok = [r for r in results if r["error"] is None]
