@@ -277,6 +277,13 @@ class ChatSink(WebhookSink):
                          queue_limit=d.queue_limit, kinds=d.kinds, seed=seed)
         self.chat = config
 
+    @classmethod
+    def from_config(cls, cfg: WebhookConfig | ChatConfig, *, seed: int = 0) -> ChatSink:
+        if not isinstance(cfg, ChatConfig):
+            raise TypeError("a ChatSink is built from a ChatConfig (chat_sinks_from_toml); "
+                            "a plain WebhookConfig makes a WebhookSink")
+        return cls(cfg, seed=seed)
+
     def payload(self, alert: Alert) -> dict[str, Any]:
         """The request body for `alert` in this service's format."""
         c = self.chat

@@ -175,3 +175,10 @@ def test_a_slow_service_never_holds_up_the_tick_loop(arun: Run) -> None:
     worst, stats = arun(main())
     assert worst < 0.005
     assert stats.delivered == 10 and len(server.accepted) == 10
+
+
+def test_a_chat_sink_is_built_from_a_chat_config_only() -> None:
+    (cfg,) = chat_sinks_from_toml({"sinks": {"slack": [{"url": "https://h/s"}]}})
+    assert ChatSink.from_config(cfg).chat == cfg
+    with pytest.raises(TypeError, match="ChatConfig"):
+        ChatSink.from_config(cfg.delivery)
