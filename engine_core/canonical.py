@@ -59,6 +59,22 @@ def new_canonical_event(token_id: int, source: SourceType, exchange_ts: int, loc
     return o
 
 
+_CB_SET = tuple(CanonicalBatch.__dict__[a.name].__set__ for a in attrs.fields(CanonicalBatch))
+assert tuple(a.name for a in attrs.fields(CanonicalBatch)) == ("token_id", "tick_id", "events")
+
+
+def new_batch(token_id: int, tick_id: int, events: tuple[CanonicalEvent, ...]
+              ) -> CanonicalBatch:
+    """Same value as `CanonicalBatch(...)`, built faster (events already sorted); `flush`
+    builds one per token per tick."""
+    s0, s1, s2 = _CB_SET
+    o: CanonicalBatch = _new(CanonicalBatch)
+    s0(o, token_id)
+    s1(o, tick_id)
+    s2(o, events)
+    return o
+
+
 def make_batch(token_id: int, tick_id: int, events: Iterable[CanonicalEvent]) -> CanonicalBatch:
     """Sort events by (exchange_ts, local_seq) — a total order, since local_seq is unique."""
     return CanonicalBatch(token_id=token_id, tick_id=tick_id,

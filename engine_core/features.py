@@ -17,6 +17,7 @@ Only +, -, *, /, sqrt and comparisons are used (SPEC section 4: no libm transcen
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import attrs
 
@@ -33,10 +34,28 @@ from engine_core.events import (
     Side,
     TradeReceived,
 )
-from engine_core.quality import flags_of
+from engine_core.quality import FLAG_OF, QualityGuard
 from engine_core.ticks import TICK_MS
 
 _NEVER = -(10**18)
+
+# The flag of each quality guard, read from the compiled quality table once (plain ints: the
+# per-token path cannot afford IntFlag arithmetic or a loop over the table).
+_QG = QualityGuard
+_OVERLOAD = FLAG_OF[_QG.OVERLOAD_REPORTED]
+_CATCH_UP = FLAG_OF[_QG.CATCH_UP_REPORTED]
+_NO_BOOK = FLAG_OF[_QG.NO_BOOK_YET]
+_STALE_BOOK = FLAG_OF[_QG.BOOK_STALE]
+_STALE_MARK = FLAG_OF[_QG.MARK_STALE]
+_STALE_OI = FLAG_OF[_QG.OI_STALE]
+_TRADE_GAP = FLAG_OF[_QG.TRADE_GAP_RECENT]
+_LIQUIDATION_GAP = FLAG_OF[_QG.LIQUIDATION_GAP_RECENT]
+_RECONNECT = FLAG_OF[_QG.RECONNECT_RECENT]
+_REST_DEGRADED = FLAG_OF[_QG.REST_DEGRADED_RECENT]
+_FEED_STALE = FLAG_OF[_QG.FEED_SILENT]
+_LATE_DATA = FLAG_OF[_QG.EVENTS_LATE]
+_LIQUIDATION_SATURATED = FLAG_OF[_QG.LIQUIDATION_CAP_BINDING]
+_WARMUP = FLAG_OF[_QG.WARMING_UP]
 
 def alpha(window_ticks: int) -> float:
     """EMA smoothing factor of a window counted in ticks."""
@@ -94,9 +113,12 @@ class FeatureParams:
         )
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class FeatureState:
-    """One token's rolling state between ticks. `*_tick` fields hold the tick of last sight."""
+class FeatureState(NamedTuple):
+    """One token's rolling state between ticks. `*_tick` fields hold the tick of last sight.
+
+    An immutable named tuple rather than an attrs class: it is rebuilt for every token on
+    every tick, and a tuple is built and unpacked in C (profiled: see benchmarks/bench_core).
+    """
 
     session_tick: int  # first tick of the session (staleness counts from here)
     bid: float = 0.0
@@ -106,7 +128,7 @@ class FeatureState:
     book_update_id: int = -1
     book_tick: int = _NEVER
     mark: float = 0.0
-    index: float = 0.0
+    index_price: float = 0.0
     funding: float = 0.0
     mark_ts: int = -1
     mark_tick: int = _NEVER
@@ -138,9 +160,11 @@ class FeatureState:
     feed_stale: bool = False
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class FeatureFrame:
-    """What one token looked like at one tick. Ratios are "now / norm" (1.0 = normal)."""
+class FeatureFrame(NamedTuple):
+    """What one token looked like at one tick. Ratios are "now / norm" (1.0 = normal).
+
+    An immutable named tuple, like `FeatureState`, for the same reason.
+    """
 
     token_id: int
     tick_id: int
@@ -170,100 +194,97 @@ class FeatureFrame:
     quality: int  # Quality flags
 
 
-def _ratio(a: float, b: float) -> float:
-    return a / b if b > 0.0 else 1.0
-
-
 def _unit(x: float) -> float:
     """Clamp into [-1, 1]: a ratio of EMAs can overshoot by an ulp after rounding."""
     return -1.0 if x < -1.0 else (1.0 if x > 1.0 else x)
+
+
+_tuple_new = tuple.__new__
 
 
 def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWeights
             ) -> tuple[FeatureState, FeatureFrame]:
     """Fold one tick's batch into the token's state and describe the tick."""
     tick = batch.tick_id
-    bid, ask, bid_qty, ask_qty = st.bid, st.ask, st.bid_qty, st.ask_qty
-    book_id, book_tick = st.book_update_id, st.book_tick
-    mark, index, funding = st.mark, st.index, st.funding
-    mark_ts, mark_tick = st.mark_ts, st.mark_tick
-    oi, oi_ts, oi_tick = st.oi, st.oi_ts, st.oi_tick
-    liq_sec, liq_streak, liq_sat_tick = st.liq_sec, st.liq_streak, st.liq_saturated_tick
-    trade_gap_tick, liq_gap_tick = st.trade_gap_tick, st.liq_gap_tick
-    reconnect_tick, rest_tick, feed_stale = st.reconnect_tick, st.rest_tick, st.feed_stale
+    (since, bid, ask, bid_qty, ask_qty, book_id, book_tick, mark, index, funding, mark_ts,
+     mark_tick, oi, oi_ts, oi_tick, oi_fast0, oi_slow0, notional_fast0, notional_slow0,
+     delta_fast0, depth_fast0, depth_slow0, spread_fast0, spread_slow0, prev_mid0, mid_slow0,
+     rv_fast0, rv_slow0, liq_long0, liq_short0, liq_sec, liq_streak, liq_sat_tick,
+     trade_gap_tick, liq_gap_tick, reconnect_tick, rest_tick, feed_stale) = st
+    book_tick0, oi_tick0 = book_tick, oi_tick
     n_trades = 0
     volume = notional = delta = liq_l = liq_s = 0.0
-    overload = catch_up = False
-    late_before = tick * TICK_MS - p.late_ms
-    late = False
-
-    for ev in batch.events:
-        e = ev.payload
-        if isinstance(e, TradeReceived):
-            n_trades += 1
-            volume += e.qty
-            nt = e.price * e.qty
-            notional += nt
-            delta += -nt if e.buyer_is_maker else nt
-        elif isinstance(e, BookTickerReceived):
-            if e.update_id >= book_id or e.update_id == 0:
-                bid, ask, bid_qty, ask_qty = e.bid, e.ask, e.bid_qty, e.ask_qty
-                book_id = e.update_id
-                book_tick = tick
-        elif isinstance(e, LiquidationReceived):
-            if e.side is Side.SELL:
-                liq_l += e.price * e.qty
-            else:
-                liq_s += e.price * e.qty
-            sec = e.exchange_ts // 1000
-            if sec == liq_sec + 1:
-                liq_streak += 1
-            elif sec != liq_sec:
-                liq_streak = 1
-            liq_sec = sec
-            if liq_streak >= 2:  # a liquidation in consecutive seconds: the 1/s cap binds
-                liq_sat_tick = tick
-        elif isinstance(e, MarkPriceReceived | FundingReceived):
-            if e.exchange_ts >= mark_ts:
-                mark, index, funding, mark_ts = e.mark_price, e.index_price, e.funding_rate, \
-                    e.exchange_ts
-                mark_tick = tick
-        elif isinstance(e, OpenInterestReceived):
-            if e.exchange_ts >= oi_ts:
-                oi, oi_ts, oi_tick = e.open_interest, e.exchange_ts, tick
-        elif isinstance(e, DataHealthReceived):
-            k = e.kind
-            if k is HealthKind.RECONNECT:
-                reconnect_tick = tick
-            elif k is HealthKind.TRADE_GAP:
-                trade_gap_tick = tick
-            elif k is HealthKind.LIQUIDATION_GAP:
-                liq_gap_tick = tick
-            elif k is HealthKind.STREAM_STALE:
-                feed_stale = True
-            elif k is HealthKind.STREAM_RESUMED:
-                feed_stale = False
-            elif k is HealthKind.OVERLOAD:
-                overload = True
-            elif k is HealthKind.CATCH_UP:
-                catch_up = True
-            elif k is HealthKind.REST_DEGRADED:
-                rest_tick = tick
-            continue
-        if ev.exchange_ts < late_before:
-            late = True
+    overload = catch_up = late = False
+    events = batch.events
+    if events:
+        late_before = tick * TICK_MS - p.late_ms
+        for ev in events:
+            e = ev.payload
+            if isinstance(e, TradeReceived):
+                n_trades += 1
+                volume += e.qty
+                nt = e.price * e.qty
+                notional += nt
+                delta += -nt if e.buyer_is_maker else nt
+            elif isinstance(e, BookTickerReceived):
+                if e.update_id >= book_id or e.update_id == 0:
+                    bid, ask, bid_qty, ask_qty = e.bid, e.ask, e.bid_qty, e.ask_qty
+                    book_id = e.update_id
+                    book_tick = tick
+            elif isinstance(e, LiquidationReceived):
+                if e.side is Side.SELL:
+                    liq_l += e.price * e.qty
+                else:
+                    liq_s += e.price * e.qty
+                sec = e.exchange_ts // 1000
+                if sec == liq_sec + 1:
+                    liq_streak += 1
+                elif sec != liq_sec:
+                    liq_streak = 1
+                liq_sec = sec
+                if liq_streak >= 2:  # a liquidation in consecutive seconds: the 1/s cap binds
+                    liq_sat_tick = tick
+            elif isinstance(e, MarkPriceReceived | FundingReceived):
+                if e.exchange_ts >= mark_ts:
+                    mark, index, funding, mark_ts = e.mark_price, e.index_price, \
+                        e.funding_rate, e.exchange_ts
+                    mark_tick = tick
+            elif isinstance(e, OpenInterestReceived):
+                if e.exchange_ts >= oi_ts:
+                    oi, oi_ts, oi_tick = e.open_interest, e.exchange_ts, tick
+            elif isinstance(e, DataHealthReceived):
+                k = e.kind
+                if k is HealthKind.RECONNECT:
+                    reconnect_tick = tick
+                elif k is HealthKind.TRADE_GAP:
+                    trade_gap_tick = tick
+                elif k is HealthKind.LIQUIDATION_GAP:
+                    liq_gap_tick = tick
+                elif k is HealthKind.STREAM_STALE:
+                    feed_stale = True
+                elif k is HealthKind.STREAM_RESUMED:
+                    feed_stale = False
+                elif k is HealthKind.OVERLOAD:
+                    overload = True
+                elif k is HealthKind.CATCH_UP:
+                    catch_up = True
+                elif k is HealthKind.REST_DEGRADED:
+                    rest_tick = tick
+                continue
+            if ev.exchange_ts < late_before:
+                late = True
 
     # --- flow EMAs (bias-corrected by the shared weights) ---------------------------------
     a_fast, a_slow = p.a_fast, p.a_slow
-    nf = st.notional_fast + a_fast * (notional - st.notional_fast)
-    ns = st.notional_slow + a_slow * (notional - st.notional_slow)
-    df = st.delta_fast + a_fast * (delta - st.delta_fast)
+    nf = notional_fast0 + a_fast * (notional - notional_fast0)
+    ns = notional_slow0 + a_slow * (notional - notional_slow0)
+    df = delta_fast0 + a_fast * (delta - delta_fast0)
     nf_hat, ns_hat = nf / w.fast, ns / w.slow
-    volume_ratio = _ratio(nf_hat, ns_hat)
+    volume_ratio = nf_hat / ns_hat if ns_hat > 0.0 else 1.0
     delta_ratio = _unit(df / nf) if nf > 0.0 else 0.0
     a_liq = p.a_liq
-    ll = st.liq_long + a_liq * (liq_l - st.liq_long)
-    ls = st.liq_short + a_liq * (liq_s - st.liq_short)
+    ll = liq_long0 + a_liq * (liq_l - liq_long0)
+    ls = liq_short0 + a_liq * (liq_s - liq_short0)
     liq_sum = ll + ls
     liq_imb = _unit((ll - ls) / liq_sum) if liq_sum > 0.0 else 0.0
     liq_intensity = (liq_sum / w.liq) / ns_hat if ns_hat > 0.0 else (1.0 if liq_sum > 0.0 else 0.0)
@@ -274,35 +295,35 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
         mid = (bid + ask) * 0.5
         spread = (ask - bid) / mid
         depth = bid * bid_qty + ask * ask_qty
-        if st.book_tick == _NEVER:  # first book of the session: levels start here
+        if book_tick0 == _NEVER:  # first book of the session: levels start here
             sf = ss = spread
             dpf = dps = depth
             mid_slow = prev_mid = mid
         else:
-            sf = st.spread_fast + a_fast * (spread - st.spread_fast)
-            ss = st.spread_slow + a_slow * (spread - st.spread_slow)
-            dpf = st.depth_fast + a_fast * (depth - st.depth_fast)
-            dps = st.depth_slow + a_slow * (depth - st.depth_slow)
-            mid_slow = st.mid_slow + a_slow * (mid - st.mid_slow)
-            prev_mid = st.prev_mid
+            sf = spread_fast0 + a_fast * (spread - spread_fast0)
+            ss = spread_slow0 + a_slow * (spread - spread_slow0)
+            dpf = depth_fast0 + a_fast * (depth - depth_fast0)
+            dps = depth_slow0 + a_slow * (depth - depth_slow0)
+            mid_slow = mid_slow0 + a_slow * (mid - mid_slow0)
+            prev_mid = prev_mid0
         ret = mid / prev_mid - 1.0
         r2 = ret * ret
     else:
         mid = spread = 0.0
         sf = ss = dpf = dps = mid_slow = 0.0
         r2 = 0.0
-    rvf = st.rv_fast + p.a_vol_fast * (r2 - st.rv_fast)
-    rvs = st.rv_slow + p.a_vol_slow * (r2 - st.rv_slow)
+    rvf = rv_fast0 + p.a_vol_fast * (r2 - rv_fast0)
+    rvs = rv_slow0 + p.a_vol_slow * (r2 - rv_slow0)
     rvs_hat = rvs / w.vol_slow
     vol_ratio = math.sqrt((rvf / w.vol_fast) / rvs_hat) if rvs_hat > 0.0 else 1.0
 
     # --- open interest, mark ----------------------------------------------------------------
     if oi_tick != _NEVER:
-        if st.oi_tick == _NEVER:
+        if oi_tick0 == _NEVER:
             oif = ois = oi
         else:
-            oif = st.oi_fast + p.a_oi_fast * (oi - st.oi_fast)
-            ois = st.oi_slow + p.a_oi_slow * (oi - st.oi_slow)
+            oif = oi_fast0 + p.a_oi_fast * (oi - oi_fast0)
+            ois = oi_slow0 + p.a_oi_slow * (oi - oi_slow0)
         oi_velocity = oi / oif - 1.0 if oif > 0.0 else 0.0
         oi_build = oi / ois - 1.0 if ois > 0.0 else 0.0
     else:
@@ -311,46 +332,46 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     premium_pct = (mark / index - 1.0) * 100.0 if has_mark else 0.0
     mark_vs_mid = (mark / mid - 1.0) * 100.0 if has_mark and has_book else 0.0
 
-    # --- data quality: the conditions of the quality table (quality.py), in guard order ---
-    since = st.session_tick
+    # --- data quality: each flag comes from the quality table (quality.py) ----------------
     hold = p.hold_ticks
-    flags = flags_of((
-        overload,  # OVERLOAD_REPORTED
-        catch_up,  # CATCH_UP_REPORTED
-        not has_book,  # NO_BOOK_YET
-        has_book and tick - book_tick >= p.stale_book_ticks,  # BOOK_STALE
-        tick - max(mark_tick, since) >= p.stale_mark_ticks,  # MARK_STALE
-        tick - max(oi_tick, since) >= p.stale_oi_ticks,  # OI_STALE
-        tick - trade_gap_tick < hold,  # TRADE_GAP_RECENT
-        tick - liq_gap_tick < hold,  # LIQUIDATION_GAP_RECENT
-        tick - reconnect_tick < hold,  # RECONNECT_RECENT
-        tick - rest_tick < hold,  # REST_DEGRADED_RECENT
-        feed_stale,  # FEED_SILENT
-        late,  # EVENTS_LATE
-        tick - liq_sat_tick < hold,  # LIQUIDATION_CAP_BINDING
-        tick - since < p.warmup_ticks,  # WARMING_UP
-    ))
+    flags = _OVERLOAD if overload else 0
+    if catch_up:
+        flags |= _CATCH_UP
+    if not has_book:
+        flags |= _NO_BOOK
+    elif tick - book_tick >= p.stale_book_ticks:
+        flags |= _STALE_BOOK
+    if tick - (mark_tick if mark_tick > since else since) >= p.stale_mark_ticks:
+        flags |= _STALE_MARK
+    if tick - (oi_tick if oi_tick > since else since) >= p.stale_oi_ticks:
+        flags |= _STALE_OI
+    if tick - trade_gap_tick < hold:
+        flags |= _TRADE_GAP
+    if tick - liq_gap_tick < hold:
+        flags |= _LIQUIDATION_GAP
+    if tick - reconnect_tick < hold:
+        flags |= _RECONNECT
+    if tick - rest_tick < hold:
+        flags |= _REST_DEGRADED
+    if feed_stale:
+        flags |= _FEED_STALE
+    if late:
+        flags |= _LATE_DATA
+    if tick - liq_sat_tick < hold:
+        flags |= _LIQUIDATION_SATURATED
+    if tick - since < p.warmup_ticks:
+        flags |= _WARMUP
 
-    new = FeatureState(
-        session_tick=since, bid=bid, ask=ask, bid_qty=bid_qty, ask_qty=ask_qty,
-        book_update_id=book_id, book_tick=book_tick, mark=mark, index=index, funding=funding,
-        mark_ts=mark_ts, mark_tick=mark_tick, oi=oi, oi_ts=oi_ts, oi_tick=oi_tick,
-        oi_fast=oif, oi_slow=ois, notional_fast=nf, notional_slow=ns, delta_fast=df,
-        depth_fast=dpf, depth_slow=dps, spread_fast=sf, spread_slow=ss,
-        prev_mid=mid if has_book else 0.0, mid_slow=mid_slow, rv_fast=rvf, rv_slow=rvs,
-        liq_long=ll, liq_short=ls, liq_sec=liq_sec, liq_streak=liq_streak,
-        liq_saturated_tick=liq_sat_tick, trade_gap_tick=trade_gap_tick, liq_gap_tick=liq_gap_tick,
-        reconnect_tick=reconnect_tick, rest_tick=rest_tick, feed_stale=feed_stale,
-    )
-    frame = FeatureFrame(
-        token_id=batch.token_id, tick_id=tick, n_events=len(batch.events),
-        trade_count=n_trades, trade_volume=volume, trade_notional=notional, trade_delta=delta,
-        volume_ratio=volume_ratio, delta_ratio=delta_ratio, mid=mid, spread_pct=spread * 100.0,
-        spread_ratio=_ratio(sf, ss), depth_ratio=_ratio(dpf, dps), vol_ratio=vol_ratio,
-        price_trend_pct=(mid / mid_slow - 1.0) * 100.0 if has_book else 0.0,
-        oi=oi, oi_velocity=oi_velocity, oi_build=oi_build, funding_rate=funding,
-        premium_pct=premium_pct, mark_vs_mid_pct=mark_vs_mid, liq_long_notional=liq_l,
-        liq_short_notional=liq_s, liquidation_imbalance=liq_imb, liq_intensity=liq_intensity,
-        quality=flags,
-    )
+    # positional, in field order (checked by test_feature_tuples_are_built_in_field_order)
+    new = _tuple_new(FeatureState, (
+        since, bid, ask, bid_qty, ask_qty, book_id, book_tick, mark, index, funding, mark_ts,
+        mark_tick, oi, oi_ts, oi_tick, oif, ois, nf, ns, df, dpf, dps, sf, ss,
+        mid if has_book else 0.0, mid_slow, rvf, rvs, ll, ls, liq_sec, liq_streak, liq_sat_tick,
+        trade_gap_tick, liq_gap_tick, reconnect_tick, rest_tick, feed_stale))
+    frame = _tuple_new(FeatureFrame, (
+        batch.token_id, tick, len(events), n_trades, volume, notional, delta, volume_ratio,
+        delta_ratio, mid, spread * 100.0, sf / ss if ss > 0.0 else 1.0,
+        dpf / dps if dps > 0.0 else 1.0, vol_ratio,
+        (mid / mid_slow - 1.0) * 100.0 if has_book else 0.0, oi, oi_velocity, oi_build,
+        funding, premium_pct, mark_vs_mid, liq_l, liq_s, liq_imb, liq_intensity, flags))
     return new, frame

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine_core.canonical import SORT_KEY, CanonicalBatch, CanonicalEvent
+from engine_core.canonical import SORT_KEY, CanonicalBatch, CanonicalEvent, new_batch
 from engine_core.events import MarketEvent
 from engine_core.normalize import EventNormalizer, Rejection
 
@@ -48,11 +48,12 @@ class CanonicalEngine:
         """Produce this tick's batches in token order and clear the buffers."""
         out = []
         buffers = self._buffers
+        new = new_batch
         for token_id, buf in enumerate(buffers):
             if buf:
                 buf.sort(key=SORT_KEY)
-                out.append(CanonicalBatch(token_id=token_id, tick_id=tick_id, events=tuple(buf)))
+                out.append(new(token_id, tick_id, tuple(buf)))
                 buffers[token_id] = []
             else:
-                out.append(CanonicalBatch(token_id=token_id, tick_id=tick_id))
+                out.append(new(token_id, tick_id, ()))
         return tuple(out)

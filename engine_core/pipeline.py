@@ -13,6 +13,7 @@ cluster sees only the tokens' states; the alert engine sees only the records.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import attrs
 
@@ -23,7 +24,7 @@ from engine_core.alerts import Alert, AlertState, evaluate, initial_alert_state
 from engine_core.canonical import CanonicalBatch
 from engine_core.cluster import CLUSTER_EVERY_TICKS, ClusterContext
 from engine_core.config import Config
-from engine_core.features import EmaWeights, FeatureFrame, FeatureParams, FeatureState, extract
+from engine_core.features import EmaWeights, FeatureParams, FeatureState, extract
 from engine_core.fsm import Compiled
 from engine_core.phase import PhaseContext
 from engine_core.record import (
@@ -40,8 +41,7 @@ from engine_core.record import (
     Record,
     TickRecords,
     crc32c,
-    q_signed,
-    q_unit,
+    new_record,
 )
 from engine_core.states import Quality
 from engine_core.structural import FsmContext
@@ -54,6 +54,7 @@ _U32_MAX = 2**32 - 1
 _pack = BODY.pack
 _crc = crc32c
 _ALERTS_AT = 15  # byte offset of the alert mask in a record
+_new = tuple.__new__
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -73,9 +74,8 @@ class EngineParams:
                    phase=phase_fsm.compile_rules(cfg.phase))
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class TokenState:
-    """One token's memory: rolling features, regime, structural state."""
+class TokenState(NamedTuple):
+    """One token's memory: rolling features, regime, structural state (a named tuple)."""
 
     features: FeatureState
     tier: TierContext
@@ -142,19 +142,23 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     fp = params.features
     tier_cfg, cost_cfg, st_cfg = cfg.tier, cfg.trigger_cost, cfg.structural
     rules = params.structural
+    # Plain local names on the per-token path (profiled: a quiet market is all per-token cost).
+    extract_, tier_update, cost_of = extract, tier.update, trigger_cost.compute
+    scores_of, fsm_update, new = structural.scores, structural.update, _new
     new_tokens: list[TokenState] = []
     parts = []
     for i, (ts, batch) in enumerate(zip(tokens, tick_batch, strict=True)):
         if batch.token_id != i or batch.tick_id != tick_id:
             raise ValueError(f"batch {i} is for token {batch.token_id} tick {batch.tick_id}; "
                              f"expected token {i} tick {tick_id}")
-        fs, frame = extract(ts.features, batch, fp, weights)
-        tctx = tier.update(ts.tier, frame, tier_cfg)
-        tc = trigger_cost.compute(frame, tctx.tier, cost_cfg)
-        sc = structural.scores(frame, tctx.tier, tc.cost, st_cfg)
-        fsm = structural.update(ts.fsm, sc, frame.quality, st_cfg, rules)
-        new_tokens.append(TokenState(features=fs, tier=tctx, fsm=fsm))
-        parts.append((frame, tctx, tc, sc, fsm))
+        fs0, tctx0, fsm0 = ts
+        fs, frame = extract_(fs0, batch, fp, weights)
+        tctx = tier_update(tctx0, frame, tier_cfg)
+        tc = cost_of(frame, tctx.tier, cost_cfg)
+        sc = scores_of(frame, tctx.tier, tc.cost, st_cfg)
+        fsm = fsm_update(fsm0, sc, frame.quality, st_cfg, rules)
+        new_tokens.append(new(TokenState, (fs, tctx, fsm)))
+        parts.append((frame, tctx.tier, tc, sc, fsm))
 
     cl, ph = state.cluster, state.phase
     if tick_id % CLUSTER_EVERY_TICKS == 0:
@@ -165,10 +169,54 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if cl.degraded else 0)
     records: list[Record] = []
     bodies: list[bytes] = []
-    for i, (frame, tctx, tc, sc, fsm) in enumerate(parts):
-        rec, body = _record(tick_id, i, frame, tctx.tier, tc, sc, fsm, cl.state, ph, extra)
-        records.append(rec)
-        bodies.append(body)
+    cluster_state, phase, event_id = cl.state, ph.phase, ph.event_id
+    rnd, pack, rec = round, _pack, new_record
+    pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
+        BPS_SCALE
+    i32, i16, u16, u32 = I32_MAX, I16_MAX, U16_MAX, _U32_MAX
+    for i, (f, tier_state, (density, compression, divergence, elasticity, cost),
+            (pressure, fragile, trigger, unwind), (st_, age, _pending, _streak)
+            ) in enumerate(parts):
+        # quantize (docs/log-format.md): round half to even, clamp into the field's range
+        quality = f.quality | extra
+        cost = rnd(cost * pct)
+        cost = 0 if cost < 0 else (10000 if cost > 10000 else cost)
+        pressure = rnd(pressure * score)
+        pressure = 0 if pressure < 0 else (10000 if pressure > 10000 else pressure)
+        fragile = rnd(fragile * score)
+        fragile = 0 if fragile < 0 else (10000 if fragile > 10000 else fragile)
+        trigger = rnd(trigger * score)
+        trigger = 0 if trigger < 0 else (10000 if trigger > 10000 else trigger)
+        unwind = rnd(unwind * score)
+        unwind = 0 if unwind < 0 else (10000 if unwind > 10000 else unwind)
+        density = rnd(density * pct)
+        density = 0 if density < 0 else (10000 if density > 10000 else density)
+        compression = rnd(compression * pct)
+        compression = 0 if compression < 0 else (10000 if compression > 10000 else compression)
+        divergence = rnd(divergence * pct)
+        divergence = 0 if divergence < 0 else (10000 if divergence > 10000 else divergence)
+        elasticity = rnd(elasticity * pct)
+        elasticity = 0 if elasticity < 0 else (10000 if elasticity > 10000 else elasticity)
+        age = age if age < u32 else u32
+        n_events = f.n_events if f.n_events < u16 else u16
+        liq = rnd(f.liquidation_imbalance * score)
+        liq = -10000 if liq < -10000 else (10000 if liq > 10000 else liq)
+        oi = rnd(f.oi_velocity * oi_scale)
+        oi = -i32 if oi < -i32 else (i32 if oi > i32 else oi)
+        funding = rnd(f.funding_rate * funding_scale)
+        funding = -i32 if funding < -i32 else (i32 if funding > i32 else funding)
+        spread = rnd(f.spread_pct * 100.0 * bps)
+        spread = 0 if spread < 0 else (u16 if spread > u16 else spread)
+        mark = rnd(f.mark_vs_mid_pct * 100.0 * bps)
+        mark = -i16 if mark < -i16 else (i16 if mark > i16 else mark)
+        bodies.append(pack(tick_id, i, REC_TOKEN, st_, tier_state, cluster_state, phase, 0,
+                           event_id, quality, cost, pressure, fragile, trigger, unwind, density,
+                           compression, divergence, elasticity, age, n_events, liq, oi, funding,
+                           spread, mark))
+        records.append(rec(tick_id, i, st_, tier_state, cluster_state, phase, 0, event_id,
+                           quality, cost, pressure, fragile, trigger, unwind, density,
+                           compression, divergence, elasticity, age, n_events, liq, oi, funding,
+                           spread, mark))
     alert_state, masks, alerts = evaluate(state.alerts, records)
     for i, m in enumerate(masks):
         if m:
@@ -181,38 +229,3 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
                             alerts=alert_state)
     return new_state, TickRecords(tuple(records), data), alerts
 
-
-def _record(tick_id: int, token_id: int, f: FeatureFrame, tier_state: int,
-            tc: trigger_cost.TriggerCost, sc: structural.Scores, fsm: FsmContext,
-            cluster_state: int, ph: PhaseContext, extra_quality: int) -> tuple[Record, bytes]:
-    """Quantize one token's tick into its record and its first 60 bytes (alert bits 0)."""
-    quality = f.quality | extra_quality
-    cost = q_unit(tc.cost, PCT_SCALE, 10000)
-    pressure = q_unit(sc.pressure, SCORE_SCALE, 10000)
-    fragile = q_unit(sc.fragile, SCORE_SCALE, 10000)
-    trigger = q_unit(sc.trigger, SCORE_SCALE, 10000)
-    unwind = q_unit(sc.unwind, SCORE_SCALE, 10000)
-    density = q_unit(tc.density, PCT_SCALE, 10000)
-    compression = q_unit(tc.compression, PCT_SCALE, 10000)
-    divergence = q_unit(tc.divergence, PCT_SCALE, 10000)
-    elasticity = q_unit(tc.elasticity, PCT_SCALE, 10000)
-    age = fsm.age if fsm.age < _U32_MAX else _U32_MAX
-    n_events = f.n_events if f.n_events < U16_MAX else U16_MAX
-    liq = q_signed(f.liquidation_imbalance, SCORE_SCALE, 10000)
-    oi = q_signed(f.oi_velocity, OI_SCALE, I32_MAX)
-    funding = q_signed(f.funding_rate, FUNDING_SCALE, I32_MAX)
-    spread = q_unit(f.spread_pct * 100.0, BPS_SCALE, U16_MAX)
-    mark = q_signed(f.mark_vs_mid_pct * 100.0, BPS_SCALE, I16_MAX)
-    body = _pack(tick_id, token_id, REC_TOKEN, fsm.state, tier_state, cluster_state, ph.phase, 0,
-                 ph.event_id, quality, cost, pressure, fragile, trigger, unwind, density,
-                 compression, divergence, elasticity, age, n_events, liq, oi, funding, spread,
-                 mark)
-    rec = Record(
-        tick_id=tick_id, token_id=token_id, fsm=fsm.state, tier=tier_state,
-        cluster=cluster_state, phase=ph.phase, alerts=0, event_id=ph.event_id,
-        quality=quality, trigger_cost=cost, pressure=pressure, fragile=fragile,
-        trigger=trigger, unwind=unwind, density=density, compression=compression,
-        divergence=divergence, elasticity=elasticity, state_age=age, n_events=n_events,
-        liq_imbalance=liq, oi_velocity=oi, funding_rate=funding, spread_bps=spread,
-        mark_vs_mid_bps=mark)
-    return rec, body

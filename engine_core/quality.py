@@ -3,7 +3,8 @@
 Every flag of a record's `quality` field is one row here, read the same way as the state
 machines' tables: "when `when` holds at this tick, raise `target`". The conditions are
 computed by the feature extractor (`features.extract`), which knows the feed's last-seen ticks;
-this module only says which condition means which flag. Session- and cluster-level flags
+this module only says which condition means which flag (`FLAG_OF`, read by the extractor
+once at import). Session- and cluster-level flags
 (SESSION_START, CLUSTER_DEGRADED) are added by the pipeline, not here.
 
 Source: docs/rules.md section 3 (the flag table: raised when, held, what it blocks).
@@ -102,11 +103,3 @@ def compile_quality(rules: tuple[QualityRule, ...]) -> tuple[int, ...]:
 #: The compiled table: `FLAG_OF[guard]` is the flag that guard raises.
 FLAG_OF = compile_quality(TABLE)
 
-
-def flags_of(guards: tuple[bool, ...]) -> int:
-    """The quality flags raised by this tick's guard values (indexed by `QualityGuard`)."""
-    flags = 0
-    for held, flag in zip(guards, FLAG_OF, strict=True):
-        if held:
-            flags |= flag
-    return flags

@@ -20,14 +20,12 @@ from __future__ import annotations
 
 import enum
 import math
-
-import attrs
+from typing import NamedTuple
 
 from engine_core.config import StructuralConfig
 from engine_core.features import FeatureFrame
 from engine_core.fsm import AT_ONCE, Compiled, Rule, advance, compile_table
 from engine_core.states import NOT_LIVE, UNHEALTHY, Quality, StructuralState, Tier
-from engine_core.trigger_cost import ramp
 
 S = StructuralState
 
@@ -90,15 +88,15 @@ _NO_SIGNAL = int(Quality.WARMUP | Quality.NO_BOOK)
 _UNHEALTHY = int(UNHEALTHY)
 _NOT_LIVE = int(NOT_LIVE)
 _SATURATED = int(Quality.LIQUIDATION_SATURATED)
+_new = tuple.__new__
 
 
 def compile_rules(c: StructuralConfig) -> Compiled:
     return compile_table("structural", StructuralState, StructuralGuard, TABLE, c)
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class Scores:
-    """The four structural scores of one tick, each within [0, 1]."""
+class Scores(NamedTuple):
+    """The four structural scores of one tick, each within [0, 1] (a named tuple)."""
 
     pressure: float
     fragile: float
@@ -106,24 +104,33 @@ class Scores:
     unwind: float
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class FsmContext:
-    """A symbol's structural state, ticks spent in it, and the transition being counted."""
+class FsmContext(NamedTuple):
+    """A symbol's structural state, ticks spent in it, and the transition being counted.
 
-    state: int = int(S.BUILD)
+    A named tuple (immutable, built in C): one is made per token per tick. `streak` is the
+    consecutive count of the pending move (tuple already has a `count`).
+    """
+
+    state: int = 0  # StructuralState.BUILD
     age: int = 0
     pending: int = -1
-    count: int = 0
+    streak: int = 0
 
 
 def scores(f: FeatureFrame, tier: int, trigger_cost: float, c: StructuralConfig) -> Scores:
+    # `ramp(x, lo, hi)` is written out inline (same operations, same bits): this runs per
+    # token per tick and the calls were a tenth of a quiet tick's cost.
+    x, hi = f.oi_build, c.pressure_oi_build_full
+    r_oi = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
+    x, lo, hi = abs(f.funding_rate), c.pressure_funding_floor, c.pressure_funding_full
+    r_funding = 0.0 if x <= lo else (1.0 if x >= hi else (x - lo) / (hi - lo))
+    x, hi = abs(f.premium_pct), c.pressure_premium_full_pct
+    r_premium = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
     w = c.pressure_weight_oi + c.pressure_weight_funding + c.pressure_weight_premium \
         + c.pressure_weight_tier
-    pressure = (c.pressure_weight_oi * ramp(f.oi_build, 0.0, c.pressure_oi_build_full)
-                + c.pressure_weight_funding * ramp(abs(f.funding_rate), c.pressure_funding_floor,
-                                                   c.pressure_funding_full)
-                + c.pressure_weight_premium * ramp(abs(f.premium_pct), 0.0,
-                                                   c.pressure_premium_full_pct)
+    pressure = (c.pressure_weight_oi * r_oi
+                + c.pressure_weight_funding * r_funding
+                + c.pressure_weight_premium * r_premium
                 + c.pressure_weight_tier * _TIER_LEVEL[tier]) / w if w > 0.0 else 0.0
     cheap = 1.0 - trigger_cost / 100.0
     fragile = math.sqrt(pressure * cheap)
@@ -137,19 +144,29 @@ def scores(f: FeatureFrame, tier: int, trigger_cost: float, c: StructuralConfig)
     else:
         crowd = f.premium_pct
     against = -f.delta_ratio if crowd > 0.0 else (f.delta_ratio if crowd < 0.0 else 0.0)
+    liq = f.liq_intensity
+    hi = c.trigger_flow_full
+    r_flow = 0.0 if against <= 0.0 else (1.0 if against >= hi else (against - 0.0) / (hi - 0.0))
+    hi = c.trigger_liq_full
+    r_liq = 0.0 if liq <= 0.0 else (1.0 if liq >= hi else (liq - 0.0) / (hi - 0.0))
     w = c.trigger_weight_cost + c.trigger_weight_flow + c.trigger_weight_liq
     trigger = (c.trigger_weight_cost * cheap
-               + c.trigger_weight_flow * ramp(against, 0.0, c.trigger_flow_full)
-               + c.trigger_weight_liq * ramp(f.liq_intensity, 0.0, c.trigger_liq_full)
+               + c.trigger_weight_flow * r_flow
+               + c.trigger_weight_liq * r_liq
                ) / w if w > 0.0 else 0.0
+    lo, hi = c.unwind_liq_floor, c.unwind_liq_full
+    r_liq = 0.0 if liq <= lo else (1.0 if liq >= hi else (liq - lo) / (hi - lo))
+    x, hi = -f.oi_velocity, c.unwind_oi_drop_full
+    r_drop = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
+    x, lo, hi = abs(f.price_trend_pct), c.unwind_move_floor_pct, c.unwind_move_full_pct
+    r_move = 0.0 if x <= lo else (1.0 if x >= hi else (x - lo) / (hi - lo))
     w = c.unwind_weight_liq + c.unwind_weight_oi + c.unwind_weight_move + c.unwind_weight_saturated
-    unwind = (c.unwind_weight_liq * ramp(f.liq_intensity, c.unwind_liq_floor, c.unwind_liq_full)
-              + c.unwind_weight_oi * ramp(-f.oi_velocity, 0.0, c.unwind_oi_drop_full)
-              + c.unwind_weight_move * ramp(abs(f.price_trend_pct), c.unwind_move_floor_pct,
-                                            c.unwind_move_full_pct)
+    unwind = (c.unwind_weight_liq * r_liq
+              + c.unwind_weight_oi * r_drop
+              + c.unwind_weight_move * r_move
               + c.unwind_weight_saturated * (1.0 if f.quality & _SATURATED else 0.0)
               ) / w if w > 0.0 else 0.0
-    return Scores(pressure=pressure, fragile=fragile, trigger=trigger, unwind=unwind)
+    return _new(Scores, (pressure, fragile, trigger, unwind))
 
 
 def guards(s: Scores, quality: int, age: int, c: StructuralConfig) -> tuple[bool, ...]:
@@ -179,6 +196,5 @@ def guards(s: Scores, quality: int, age: int, c: StructuralConfig) -> tuple[bool
 
 def update(ctx: FsmContext, s: Scores, quality: int, c: StructuralConfig, rules: Compiled
            ) -> FsmContext:
-    state, age, pending, count = advance(ctx.state, ctx.age, ctx.pending, ctx.count,
-                                         guards(s, quality, ctx.age, c), rules)
-    return FsmContext(state=state, age=age, pending=pending, count=count)
+    state, age, pending, count = ctx
+    return _new(FsmContext, advance(state, age, pending, count, guards(s, quality, age, c), rules))

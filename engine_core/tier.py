@@ -14,7 +14,7 @@ the state machine; it is an input to the trigger cost and the structural scores.
 
 from __future__ import annotations
 
-import attrs
+from typing import NamedTuple
 
 from engine_core.config import TierConfig
 from engine_core.features import FeatureFrame
@@ -25,11 +25,14 @@ _EXPANSION = int(Tier.TIER_EXPANSION)
 _OVERLEVERAGED = int(Tier.TIER_OVERLEVERAGED)
 _EXHAUSTED = int(Tier.TIER_EXHAUSTED)
 _NO_SIGNAL = int(Quality.WARMUP | Quality.NO_BOOK)
+_new = tuple.__new__
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class TierContext:
-    """The adopted regime, how long it has held, and a challenger being counted."""
+class TierContext(NamedTuple):
+    """The adopted regime, how long it has held, and a challenger being counted.
+
+    A named tuple (immutable, built in C): one is made per token per tick.
+    """
 
     tier: int = _NEUTRAL
     age: int = 0
@@ -58,9 +61,10 @@ def classify(f: FeatureFrame, c: TierConfig) -> int:
 def update(ctx: TierContext, f: FeatureFrame, c: TierConfig) -> TierContext:
     """Adopt the suggested regime once it has held for `persist_ticks` ticks."""
     want = classify(f, c)
-    if want == ctx.tier:
-        return TierContext(tier=ctx.tier, age=ctx.age + 1, candidate=want, candidate_ticks=0)
-    n = ctx.candidate_ticks + 1 if want == ctx.candidate else 1
+    tier, age, candidate, candidate_ticks = ctx
+    if want == tier:
+        return _new(TierContext, (tier, age + 1, want, 0))
+    n = candidate_ticks + 1 if want == candidate else 1
     if n >= c.persist_ticks:
-        return TierContext(tier=want, age=0, candidate=want, candidate_ticks=0)
-    return TierContext(tier=ctx.tier, age=ctx.age + 1, candidate=want, candidate_ticks=n)
+        return _new(TierContext, (want, 0, want, 0))
+    return _new(TierContext, (tier, age + 1, want, n))

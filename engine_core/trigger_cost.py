@@ -14,30 +14,27 @@ Four component scores, each 0..100, from the feature frame:
 The fragility is `w_d (100 - density) + w_c compression + w_v divergence + w_e elasticity`
 (weights normalized to sum 1), scaled by the regime multiplier, clamped to 0..100, and
 `trigger_cost = 100 - fragility`: 100 means it would take a lot to start a cascade, 0 means a
-nudge would do. It is a function of the frame and the tier only (determinism point 3).
+nudge would do. `ramp(x, lo, hi)` is 0 at or below lo, 1 at or above hi, linear in between
+(written out inline in `compute` and `structural.scores`: they run per token per tick).
+It is a function of the frame and the tier only (determinism point 3).
 """
 
 from __future__ import annotations
 
-import attrs
+from typing import NamedTuple
 
 from engine_core.config import TriggerCostConfig
 from engine_core.features import FeatureFrame
 from engine_core.states import Tier
 
-
-def ramp(x: float, lo: float, hi: float) -> float:
-    """0 at or below lo, 1 at or above hi, linear in between."""
-    if x <= lo:
-        return 0.0
-    if x >= hi:
-        return 1.0
-    return (x - lo) / (hi - lo)
+_new = tuple.__new__
+_OVERLEVERAGED = int(Tier.TIER_OVERLEVERAGED)
+_EXPANSION = int(Tier.TIER_EXPANSION)
+_EXHAUSTED = int(Tier.TIER_EXHAUSTED)
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class TriggerCost:
-    """The four component scores (0..100) and the resulting cost (0..100)."""
+class TriggerCost(NamedTuple):
+    """The four component scores (0..100) and the resulting cost (0..100) (a named tuple)."""
 
     density: float
     compression: float
@@ -47,30 +44,40 @@ class TriggerCost:
 
 
 def compute(f: FeatureFrame, tier: int, c: TriggerCostConfig) -> TriggerCost:
-    depth_ok = ramp(f.depth_ratio, c.density_thin_ratio, 1.0)
-    spread_ok = 1.0 - ramp(f.spread_ratio, 1.0, c.density_wide_spread_ratio)
+    # `ramp` is written out inline below (same operations, same bits): this runs per token
+    # per tick and the calls were a tenth of a quiet tick's cost.
+    x, lo = f.depth_ratio, c.density_thin_ratio
+    depth_ok = 0.0 if x <= lo else (1.0 if x >= 1.0 else (x - lo) / (1.0 - lo))
+    x, hi = f.spread_ratio, c.density_wide_spread_ratio
+    spread_ok = 1.0 - (0.0 if x <= 1.0 else (1.0 if x >= hi else (x - 1.0) / (hi - 1.0)))
     density = 100.0 * (depth_ok if depth_ok < spread_ok else spread_ok)
-    compression = 100.0 * (1.0 - ramp(f.vol_ratio, c.compression_full_ratio, 1.0))
-    oi_vs_price = ramp(f.oi_build, 0.0, c.divergence_oi_build) * (
-        1.0 - ramp(abs(f.price_trend_pct), 0.0, c.divergence_price_pct))
-    premium = ramp(abs(f.premium_pct), 0.0, c.divergence_premium_pct)
+    vol, lo = f.vol_ratio, c.compression_full_ratio
+    compression = 100.0 * (1.0 - (0.0 if vol <= lo else (1.0 if vol >= 1.0 else
+                                                         (vol - lo) / (1.0 - lo))))
+    x, hi = f.oi_build, c.divergence_oi_build
+    built = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
+    x, hi = abs(f.price_trend_pct), c.divergence_price_pct
+    moved = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
+    oi_vs_price = built * (1.0 - moved)
+    x, hi = abs(f.premium_pct), c.divergence_premium_pct
+    premium = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
     divergence = 100.0 * (oi_vs_price if oi_vs_price > premium else premium)
     # price response per unit of relative volume; volume below a quarter of its norm counts as
     # a quarter, so a silent tape does not look infinitely elastic
     vr = f.volume_ratio if f.volume_ratio > 0.25 else 0.25
-    elasticity = 100.0 * ramp(f.vol_ratio / vr, 1.0, c.elasticity_full_ratio)
+    x, hi = vol / vr, c.elasticity_full_ratio
+    elasticity = 100.0 * (0.0 if x <= 1.0 else (1.0 if x >= hi else (x - 1.0) / (hi - 1.0)))
     wd, wc, wv, we = c.weight_density, c.weight_compression, c.weight_divergence, \
         c.weight_elasticity
     fragility = (wd * (100.0 - density) + wc * compression + wv * divergence
                  + we * elasticity) / (wd + wc + wv + we)
-    if tier == Tier.TIER_OVERLEVERAGED:
+    if tier == _OVERLEVERAGED:
         fragility *= c.multiplier_overleveraged
-    elif tier == Tier.TIER_EXPANSION:
+    elif tier == _EXPANSION:
         fragility *= c.multiplier_expansion
-    elif tier == Tier.TIER_EXHAUSTED:
+    elif tier == _EXHAUSTED:
         fragility *= c.multiplier_exhausted
     else:
         fragility *= c.multiplier_neutral
     fragility = 0.0 if fragility < 0.0 else (100.0 if fragility > 100.0 else fragility)
-    return TriggerCost(density=density, compression=compression, divergence=divergence,
-                       elasticity=elasticity, cost=100.0 - fragility)
+    return _new(TriggerCost, (density, compression, divergence, elasticity, 100.0 - fragility))

@@ -76,7 +76,7 @@ def test_structural_row(source: S, kw: dict[str, float], quality: int, target: S
         if k < hold:
             assert ctx.state == source, f"{source.name} moved after {k} of {hold} evaluations"
     assert ctx.state == target, f"{source.name}: {kw} -> {S(ctx.state).name}, want {target.name}"
-    assert (ctx.age, ctx.pending, ctx.count) == (0, -1, 0)
+    assert (ctx.age, ctx.pending, ctx.streak) == (0, -1, 0)
 
 
 @given(st.sampled_from(list(S)), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1),
@@ -120,7 +120,7 @@ def test_persist_count_restarts_when_interrupted() -> None:
     for sc in (scores(pressure=HI), scores(pressure=HI), scores(), scores(pressure=HI),
                scores(pressure=HI)):
         ctx = structural.update(ctx, sc, 0, SCFG, rules)
-    assert (ctx.state, ctx.pending, ctx.count) == (S.BUILD, S.PRESSURE, 2)
+    assert (ctx.state, ctx.pending, ctx.streak) == (S.BUILD, S.PRESSURE, 2)
     ctx = structural.update(ctx, scores(pressure=HI), 0, SCFG, rules)
     assert ctx.state == S.PRESSURE
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 import pytest
 
@@ -101,7 +103,7 @@ def test_open_interest_velocity_and_build_up() -> None:
 
 
 def frame(**kw: float) -> FeatureFrame:
-    base = {a.name: 0 for a in attrs.fields(FeatureFrame)}
+    base = dict.fromkeys(FeatureFrame._fields, 0)
     base.update(volume_ratio=1.0, spread_ratio=1.0, depth_ratio=1.0, vol_ratio=1.0)
     base.update(kw)
     return FeatureFrame(**base)  # type: ignore[arg-type]
@@ -179,3 +181,29 @@ def test_tick_assignment_is_the_first_boundary_after_the_receive_time() -> None:
     for ms in range(0, 2_000, 37):
         t = ec.tick_of_recv_ms(ms)
         assert (t - 1) * ec.TICK_MS <= ms < t * ec.TICK_MS
+
+
+def test_feature_tuples_are_built_in_field_order() -> None:
+    """extract builds both named tuples positionally: every field must land in its own slot.
+
+    With every smoothing factor 0 an empty tick leaves each level where it was, so the new
+    state must equal the old one field by field (each field holds a distinct value).
+    """
+    still = attrs.evolve(P, a_fast=0.0, a_slow=0.0, a_vol_fast=0.0, a_vol_slow=0.0,
+                         a_oi_fast=0.0, a_oi_slow=0.0, a_liq=0.0, warmup_ticks=0)
+    tick = 1000
+    values: dict[str, Any] = {name: float(k + 1) for k, name in
+                                 enumerate(FeatureState._fields)}
+    values.update(session_tick=900, book_update_id=7, book_tick=tick - 1, mark_ts=11,
+                  mark_tick=tick - 2, oi_ts=13, oi_tick=tick - 3, liq_sec=17, liq_streak=1,
+                  liq_saturated_tick=-50, trade_gap_tick=-51, liq_gap_tick=-52,
+                  reconnect_tick=-53, rest_tick=-54, feed_stale=True)
+    values["prev_mid"] = (values["bid"] + values["ask"]) * 0.5
+    st = FeatureState(**values)
+    w = EmaWeights(fast=1.0, slow=1.0, vol_fast=1.0, vol_slow=1.0, liq=1.0)
+    new, f = features.extract(st, make_batch(5, tick, ()), still, w)
+    assert new._asdict() == st._asdict()
+    assert (f.token_id, f.tick_id, f.n_events, f.trade_count) == (5, tick, 0, 0)
+    assert (f.oi, f.funding_rate, f.mid) == (st.oi, st.funding, st.prev_mid)
+    assert f.liq_long_notional == f.liq_short_notional == 0.0
+    assert f.quality == int(Quality.FEED_STALE)

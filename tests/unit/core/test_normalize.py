@@ -78,3 +78,21 @@ def test_fast_constructor_matches_attrs() -> None:
     import attrs
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         fast.local_seq = 8  # type: ignore[misc]
+
+
+def test_fast_batch_and_record_constructors_match_attrs() -> None:
+    import attrs
+
+    from engine_core.canonical import new_batch
+    from engine_core.record import new_record
+
+    fast_b = new_batch(2, 41, ())
+    assert fast_b == ec.CanonicalBatch(token_id=2, tick_id=41) and repr(fast_b) == repr(
+        ec.CanonicalBatch(token_id=2, tick_id=41))
+    values = {name: k * 3 + 1 for k, name in enumerate(ec.FIELDS)}
+    fast_r = new_record(*values.values())
+    slow_r = ec.Record(**values)
+    assert fast_r == slow_r and repr(fast_r) == repr(slow_r)
+    assert fast_r.to_bytes() == slow_r.to_bytes()
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        fast_r.fsm = 1  # type: ignore[misc]

@@ -27,7 +27,7 @@ FP = FeatureParams.from_config(FeatureConfig())
 TICK = 10_000
 W = EmaWeights(fast=0.5, slow=0.5, vol_fast=0.5, vol_slow=0.5, liq=0.5)
 HEALTHY = FeatureState(session_tick=0, bid=100.0, ask=100.01, bid_qty=1.0, ask_qty=1.0,
-                       book_tick=TICK - 1, mark=100.0, index=100.0, mark_tick=TICK - 1,
+                       book_tick=TICK - 1, mark=100.0, index_price=100.0, mark_tick=TICK - 1,
                        oi=1e6, oi_tick=TICK - 1, prev_mid=100.005, mid_slow=100.005)
 
 
@@ -49,21 +49,21 @@ Q = Quality
 QUALITY_CASES: list[tuple[str, FeatureState, CanonicalBatch, Quality]] = [
     ("overload", HEALTHY, health(HealthKind.OVERLOAD), Q.OVERLOAD),
     ("catch-up", HEALTHY, health(HealthKind.CATCH_UP), Q.CATCH_UP),
-    ("no book", attrs.evolve(HEALTHY, book_tick=features._NEVER), EMPTY, Q.NO_BOOK),
-    ("stale book", attrs.evolve(HEALTHY, book_tick=TICK - FP.stale_book_ticks), EMPTY,
+    ("no book", HEALTHY._replace(book_tick=features._NEVER), EMPTY, Q.NO_BOOK),
+    ("stale book", HEALTHY._replace(book_tick=TICK - FP.stale_book_ticks), EMPTY,
      Q.STALE_BOOK),
-    ("stale mark", attrs.evolve(HEALTHY, mark_tick=TICK - FP.stale_mark_ticks), EMPTY,
+    ("stale mark", HEALTHY._replace(mark_tick=TICK - FP.stale_mark_ticks), EMPTY,
      Q.STALE_MARK),
-    ("stale oi", attrs.evolve(HEALTHY, oi_tick=TICK - FP.stale_oi_ticks), EMPTY, Q.STALE_OI),
-    ("trade gap", attrs.evolve(HEALTHY, trade_gap_tick=TICK - 1), EMPTY, Q.TRADE_GAP),
-    ("liq gap", attrs.evolve(HEALTHY, liq_gap_tick=TICK - 1), EMPTY, Q.LIQUIDATION_GAP),
-    ("reconnect", attrs.evolve(HEALTHY, reconnect_tick=TICK - 1), EMPTY, Q.RECONNECT),
-    ("rest", attrs.evolve(HEALTHY, rest_tick=TICK - 1), EMPTY, Q.REST_DEGRADED),
-    ("silent", attrs.evolve(HEALTHY, feed_stale=True), EMPTY, Q.FEED_STALE),
+    ("stale oi", HEALTHY._replace(oi_tick=TICK - FP.stale_oi_ticks), EMPTY, Q.STALE_OI),
+    ("trade gap", HEALTHY._replace(trade_gap_tick=TICK - 1), EMPTY, Q.TRADE_GAP),
+    ("liq gap", HEALTHY._replace(liq_gap_tick=TICK - 1), EMPTY, Q.LIQUIDATION_GAP),
+    ("reconnect", HEALTHY._replace(reconnect_tick=TICK - 1), EMPTY, Q.RECONNECT),
+    ("rest", HEALTHY._replace(rest_tick=TICK - 1), EMPTY, Q.REST_DEGRADED),
+    ("silent", HEALTHY._replace(feed_stale=True), EMPTY, Q.FEED_STALE),
     ("late", HEALTHY, late_trade(), Q.LATE_DATA),
-    ("saturated", attrs.evolve(HEALTHY, liq_saturated_tick=TICK - 1), EMPTY,
+    ("saturated", HEALTHY._replace(liq_saturated_tick=TICK - 1), EMPTY,
      Q.LIQUIDATION_SATURATED),
-    ("warm-up", attrs.evolve(HEALTHY, session_tick=TICK - 1, mark_tick=TICK - 1), EMPTY,
+    ("warm-up", HEALTHY._replace(session_tick=TICK - 1, mark_tick=TICK - 1), EMPTY,
      Q.WARMUP),
 ]
 
