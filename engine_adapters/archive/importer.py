@@ -24,6 +24,7 @@ from pathlib import Path
 
 import attrs
 
+from engine_adapters.archive import marks as M
 from engine_adapters.archive import rows as R
 from engine_adapters.archive.layout import ArchiveError, ArchiveFile, days, scan_tree
 
@@ -89,8 +90,8 @@ def _streams(root: Path, files: Sequence[ArchiveFile], symbols: Sequence[str], l
                 if not marks:
                     continue
                 index = {p.name: p for p in by.get(("indexPriceKlines", sym), [])}
-                funding = R.load_funding(by.get(("fundingRate", sym), []), st)
-                it = R.mark_price(sym, marks, index, funding, lo, hi, st, lambda p: p.name)
+                funding = M.load_funding(by.get(("fundingRate", sym), []), st)
+                it = M.mark_price(sym, marks, index, funding, lo, hi, st, lambda p: p.name)
             else:
                 paths = by.get((kind, sym), [])
                 if not paths:

@@ -14,17 +14,17 @@ unchanged ingest path reads them (docs/capture-format.md, "Archive imports"):
   bookDepth   -> one `depth` line per snapshot: {"channel":"depth","bands":[[pct,depth,
                  notional],...]} (no Binance WS equivalent)
   mark/index klines + fundingRate -> `<sym>@markPrice@1s` frame at each minute's close
+                 (engine_adapters.archive.marks)
 
 A row that is not what its kind should be is counted with its file and line, never written.
 """
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import itertools
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -329,78 +329,5 @@ def book_depth(symbol: str, files: Sequence[Path], lo: int, hi: int,
         if bands and lo <= cur_t < hi:
             stats.lines += 1
             yield cur_t, line(cur_t, bands)
-
-    yield from chunked(render())
-
-
-@attrs.frozen
-class Funding:
-    """Settled funding rows of one symbol: (calc_time rounded to the minute, hours, rate)."""
-
-    rows: tuple[tuple[int, int, str], ...]
-
-    def at(self, t: int) -> tuple[str, int] | None:
-        """(last settled rate, next funding time) at `t`, None before the first row."""
-        i = bisect.bisect_right(self.rows, (t, 1 << 30, "~")) - 1
-        if i < 0:
-            return None
-        calc, hours, rate = self.rows[i]
-        step = hours * 3_600_000
-        nxt = calc + step
-        if nxt <= t:
-            nxt += ((t - nxt) // step + 1) * step
-        return rate, nxt
-
-
-def load_funding(files: Sequence[Path], stats: StreamStats) -> Funding:
-    rows: list[tuple[int, int, str]] = []
-    for path, no, (calc, hours, rate) in _rows("fundingRate", files, stats):
-        try:
-            c, h = int(calc), int(float(hours))
-            _number(rate)
-        except ValueError:
-            stats.refuse(path, no, "not a fundingRate row")
-            continue
-        if h <= 0 or '"' in rate:
-            stats.refuse(path, no, f"funding interval {hours!r} hours")
-            continue
-        rows.append(((c + 30_000) // 60_000 * 60_000, h, rate.strip()))
-    return Funding(tuple(sorted(rows)))
-
-
-def mark_price(symbol: str, mark_files: Sequence[Path], index_by_day: dict[str, Path],
-               funding: Funding, lo: int, hi: int, stats: StreamStats,
-               day_of: Callable[[Path], str]) -> Iterator[Chunk]:
-    """markPriceUpdate frames at each minute's close: p mark close, i index close, r last
-    settled funding rate ("0" before the first known one, counted), T next funding time."""
-    tmpl = ('{"recv_ms":%d,"channel":"ws","raw":"{\\"stream\\":\\"' + symbol.lower()
-            + '@markPrice@1s\\",\\"data\\":{\\"e\\":\\"markPriceUpdate\\",\\"E\\":%d,\\"s\\":\\"'
-            + symbol + '\\",\\"p\\":\\"%s\\",\\"P\\":\\"%s\\",\\"i\\":\\"%s\\",\\"r\\":\\"%s\\",'
-            '\\"T\\":%d}}"}\n')
-
-    def render() -> Iterator[tuple[int, str]]:
-        for path in mark_files:
-            ipath = index_by_day.get(day_of(path))
-            index: dict[str, str] = {}
-            if ipath is not None:
-                index = {r[0]: r[4] for _p, _n, r in _rows("klines", [ipath], stats)}
-            for _p, no, r in _rows("klines", [path], stats):
-                o, c = r[0], r[4]
-                if not o.isdigit() or '"' in c:
-                    stats.refuse(path, no, "not a kline row")
-                    continue
-                i = index.get(o)
-                if i is None or '"' in i:
-                    stats.refuse(path, no, "no index price for this minute")
-                    continue
-                t = int(o) + 60_000
-                if not lo <= t < hi:
-                    continue
-                fr = funding.at(t)
-                if fr is None:  # no settled rate yet: r "0", next at an 8-h boundary
-                    stats.funding_unknown += 1
-                    fr = ("0", (t // 28_800_000 + 1) * 28_800_000)
-                stats.lines += 1
-                yield t, tmpl % (t, t, c, c, i, fr[0], fr[1])
 
     yield from chunked(render())
