@@ -92,6 +92,23 @@ class MarketPath:
     near_short: FloatA
 
 
+def impact(net_notional: FloatA, depth: FloatA, mech: Mechanics) -> FloatA:
+    """Log price move of a net market order (+ buy, - sell) against `depth` (the resting
+    notional within 1 %): Y * 1 % * g(|Q| / D), g(u) = u (linear) or u / sqrt(1 + u)
+    (square-root law for orders beyond the depth, linear below it)."""
+    u = np.abs(net_notional) / depth
+    g = u / np.sqrt(1.0 + u) if mech.impact == "sqrt" else u
+    return np.asarray(np.sign(net_notional) * mech.impact_y * 0.01 * g)
+
+
+def funding_rate(premium_avg: FloatA, interval_h: FloatA, cap: FloatA) -> FloatA:
+    """Binance's funding: F = P + clamp(I - P, -0.05 %, 0.05 %), capped at +-cap, with the
+    interest rate I = 0.01 % per 8 h scaled to the interval and P the premium average."""
+    i_rate = 0.0001 * interval_h / 8.0
+    f = premium_avg + np.clip(i_rate - premium_avg, -0.0005, 0.0005)
+    return np.asarray(np.clip(f, -cap, cap))
+
+
 def _t_unit(rng: np.random.Generator, df: FloatA, shape: tuple[int, ...]) -> FloatA:
     """Student-t draws with `df` per column, scaled to unit variance."""
     x = rng.standard_t(np.broadcast_to(df, shape))
@@ -229,10 +246,7 @@ def simulate(profiles: tuple[SymbolProfile, ...], drivers: Drivers, n_seconds: i
         # Impact of this second's forced flow, applied next second.
         s_eff = np.clip(stress - 0.5, 0.0, mech.stress_cap)
         depth = depth0 / (1.0 + mech.depth_stress * s_eff)
-        net = (liq_s - liq_l + c_s - c_l) * price / depth
-        u = np.abs(net)
-        mag = u / np.sqrt(1.0 + u) if mech.impact == "sqrt" else u
-        pending = np.sign(net) * mech.impact_y * 0.01 * mag
+        pending = impact((liq_s - liq_l + c_s - c_l) * price, depth, mech)
         shock = np.abs(r) / (vol_s * svol[t]) / 0.8 - 1.0
         forced = (liq_l + liq_s) * price / depth0
         stress = a_str * stress + (1.0 - a_str) * np.maximum(shock, 0.0) + forced
@@ -252,8 +266,7 @@ def simulate(profiles: tuple[SymbolProfile, ...], drivers: Drivers, n_seconds: i
         prem_sum = np.where(fresh, 0.0, prem_sum) + p_idx
         prem_cnt = np.where(fresh, 0.0, prem_cnt) + 1.0
         p_avg = prem_sum / prem_cnt
-        i_rate = 0.0001 * fh / 8.0
-        rate = np.clip(p_avg + np.clip(i_rate - p_avg, -0.0005, 0.0005), -cap, cap)
+        rate = funding_rate(p_avg, fh.astype(np.float64), cap)
         left = (interval_s - into) / interval_s
         basis_ema = a_basis * basis_ema + (1.0 - a_basis) * (price - index)
         mark = np.median(np.stack([index * (1.0 + rate * left), index + basis_ema, price]), axis=0)

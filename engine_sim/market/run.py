@@ -104,14 +104,14 @@ def _chunk(args: tuple[int, int, str]) -> str:
     return part
 
 
-def write_capture(run: SimRun, out: Path | str, workers: int = 1) -> None:
+def write_capture(run: SimRun, out: Path | str, workers: int = 1, chunk_s: int = 1800) -> None:
     """Write the run's capture as gzip (whatever the name), made in chunks of time by
     `workers` processes and concatenated (gzip members concatenate into one stream).
     The bytes do not depend on `workers`."""
     global _RUN
     out = Path(out)
     n_s = run.path.log_mid.shape[0]
-    size = 1800
+    size = chunk_s
     spans = [(t, min(t + size, n_s), f"{out}.part{i}") for i, t in enumerate(range(0, n_s, size))]
     _RUN = run
     try:
