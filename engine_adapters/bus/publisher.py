@@ -60,6 +60,10 @@ class PublisherStats:
     disconnects: int
 
 
+class BusStreamError(RuntimeError):
+    """The stream of a bus URL cannot be created; the message says why and what to change."""
+
+
 async def ensure_stream(js: Any, url: BusUrl) -> None:
     """Create the URL's stream with its retention settings, or check that it exists."""
     s = url.settings
@@ -71,10 +75,18 @@ async def ensure_stream(js: Any, url: BusUrl) -> None:
     except nats.js.errors.BadRequestError as exc:
         # "stream name already in use with a different configuration": keep the one in place
         # (retention is the operator's call once the stream exists) and say so.
-        info = await js.stream_info(url.stream)
+        try:
+            info = await js.stream_info(url.stream)
+        except nats.js.errors.NotFoundError:
+            raise BusStreamError(f"{url.server}: cannot create stream {url.stream}: "
+                                 f"{exc.description}") from None
         log.warning("bus: stream %s exists with other settings (%s); keeping max_age=%ss "
                     "max_bytes=%s", url.stream, exc.description, info.config.max_age,
                     info.config.max_bytes)
+    except nats.js.errors.ServerError as exc:  # e.g. "insufficient storage resources"
+        raise BusStreamError(f"{url.server}: cannot create stream {url.stream} with "
+                             f"max_bytes={s.max_bytes}: {exc.description} (a lower max_bytes= "
+                             f"in the URL, or more JetStream storage on the server)") from None
 
 
 class BusPublisher:
@@ -270,4 +282,4 @@ class _Pack:
     lines: int
 
 
-__all__ = ["BusPublisher", "PublisherStats", "ensure_stream"]
+__all__ = ["BusPublisher", "BusStreamError", "PublisherStats", "ensure_stream"]

@@ -15,6 +15,7 @@ import pytest
 
 from engine_adapters.bus import BusConsumer, BusPublisher, SourceGap, SourceLine
 from engine_adapters.bus.port import ws_line
+from engine_adapters.bus.publisher import BusStreamError
 
 Run = Callable[..., Any]
 
@@ -189,4 +190,13 @@ def test_a_missing_stream_is_named(arun: Run, subject_url: str) -> None:
         await BusConsumer(subject_url + "?durable=x").start()
 
     with pytest.raises(LookupError, match=r"no stream CAPTURE_TEST_S\d+ for subject test\.s\d+"):
+        arun(main())
+
+
+def test_a_stream_the_server_cannot_hold_is_refused_with_what_to_change(
+        arun: Run, subject_url: str) -> None:
+    async def main() -> None:
+        await BusPublisher(subject_url + "?max_bytes=900T").start()
+
+    with pytest.raises(BusStreamError, match=r"max_bytes=989560464998400: .*lower max_bytes="):
         arun(main())
