@@ -15,7 +15,7 @@ from pathlib import Path
 
 import attrs
 
-from engine_adapters.archive.rows import Chunk, StreamStats, _number, _rows, chunked
+from engine_adapters.archive.rows import Chunk, StreamStats, chunked, csv_rows, finite_number
 
 
 @attrs.frozen
@@ -39,10 +39,10 @@ class Funding:
 
 def load_funding(files: Sequence[Path], stats: StreamStats) -> Funding:
     rows: list[tuple[int, int, str]] = []
-    for path, no, (calc, hours, rate) in _rows("fundingRate", files, stats):
+    for path, no, (calc, hours, rate) in csv_rows("fundingRate", files, stats):
         try:
             c, h = int(calc), int(float(hours))
-            _number(rate)
+            finite_number(rate)
         except ValueError:
             stats.refuse(path, no, "not a fundingRate row")
             continue
@@ -68,8 +68,8 @@ def mark_price(symbol: str, mark_files: Sequence[Path], index_by_day: dict[str, 
             ipath = index_by_day.get(day_of(path))
             index: dict[str, str] = {}
             if ipath is not None:
-                index = {r[0]: r[4] for _p, _n, r in _rows("klines", [ipath], stats)}
-            for _p, no, r in _rows("klines", [path], stats):
+                index = {r[0]: r[4] for _p, _n, r in csv_rows("klines", [ipath], stats)}
+            for _p, no, r in csv_rows("klines", [path], stats):
                 o, c = r[0], r[4]
                 if not o.isdigit() or '"' in c:
                     stats.refuse(path, no, "not a kline row")

@@ -116,7 +116,7 @@ def _esc(s: str) -> str:
     return s.replace('"', '\\"')
 
 
-def _rows(kind: str, files: Sequence[Path], stats: StreamStats
+def csv_rows(kind: str, files: Sequence[Path], stats: StreamStats
           ) -> Iterator[tuple[Path, int, list[str]]]:
     for path in files:
         cols: tuple[int, ...] | None = None
@@ -253,7 +253,7 @@ def book_ticker(symbol: str, files: Sequence[Path], lo: int, hi: int,
             '\\"T\\":%s,\\"E\\":%s}}"}\n')
 
     def render() -> Iterator[tuple[int, str]]:
-        for path, no, (u, b, bq, a, aq, t, e) in _rows("bookTicker", files, stats):
+        for path, no, (u, b, bq, a, aq, t, e) in csv_rows("bookTicker", files, stats):
             if not (u.isdigit() and t.isdigit() and e.isdigit()) \
                     or any('"' in v or "\\" in v for v in (b, bq, a, aq)):
                 stats.refuse(path, no, "not a bookTicker row")
@@ -266,7 +266,7 @@ def book_ticker(symbol: str, files: Sequence[Path], lo: int, hi: int,
     yield from chunked(render())
 
 
-def _number(s: str) -> float:
+def finite_number(s: str) -> float:
     v = float(s)
     if v != v or v in (float("inf"), float("-inf")):
         raise ValueError(f"not a finite number: {s!r}")
@@ -281,10 +281,10 @@ def metrics(symbol: str, files: Sequence[Path], lo: int, hi: int,
 
     def render() -> Iterator[tuple[int, str]]:
         last = -1
-        for path, no, row in _rows("metrics", files, stats):
+        for path, no, row in csv_rows("metrics", files, stats):
             try:
                 t = _utc_ms(row[0])
-                _number(row[2])
+                finite_number(row[2])
             except ValueError as exc:
                 stats.refuse(path, no, f"metrics: {exc}")
                 continue
@@ -310,7 +310,7 @@ def book_depth(symbol: str, files: Sequence[Path], lo: int, hi: int,
     def render() -> Iterator[tuple[int, str]]:
         cur_text, cur_t = "", 0
         bands: list[list[float]] = []
-        for path, no, (stamp, pct, depth, notional) in _rows("bookDepth", files, stats):
+        for path, no, (stamp, pct, depth, notional) in csv_rows("bookDepth", files, stats):
             if stamp != cur_text:
                 if bands and lo <= cur_t < hi:
                     stats.lines += 1
@@ -323,7 +323,7 @@ def book_depth(symbol: str, files: Sequence[Path], lo: int, hi: int,
                     continue
                 cur_text, bands = stamp, []
             try:
-                bands.append([_number(pct), _number(depth), _number(notional)])
+                bands.append([finite_number(pct), finite_number(depth), finite_number(notional)])
             except ValueError as exc:
                 stats.refuse(path, no, f"bookDepth: {exc}")
         if bands and lo <= cur_t < hi:
