@@ -26,15 +26,15 @@ import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import attrs
 import orjson
 
+from engine_adapters.capture_diagnose import PROBLEM_TEXT_CHARS, diagnose, problem_text
+
 #: First bytes of every gzip member (RFC 1952 section 2.3.1, ID1 ID2).
 GZIP_MAGIC = b"\x1f\x8b"
-#: How much of a bad line a `CaptureProblem` keeps (the quarantine file keeps 4096 chars too).
-PROBLEM_TEXT_CHARS = 4096
 
 
 class Channel(enum.Enum):
@@ -139,69 +139,65 @@ class CaptureProblem:
         return f"line {self.line_no}: {self.reason}"
 
 
-def _json_type(v: object) -> str:
-    if v is None:
-        return "null"
-    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
-            dict: "object"}.get(type(v), type(v).__name__)
-
-
-def _diagnose(doc: object) -> str:
-    """Say why a decoded line is not a valid envelope (the fast path already refused it)."""
-    if type(doc) is not dict:
-        return f"a capture line must be a JSON object, got {_json_type(doc)}"
-    want: list[tuple[str, type]] = [("recv_ms", int), ("channel", str)]
-    if doc.get("channel") == "health":
-        want += [("symbol", str), ("kind", str)]
-    else:
-        want += [("raw", str)]
-    if doc.get("channel") == "rest":
-        want += [("path", str), ("status", int)]
-    for key, typ in want:
-        if key not in doc:
-            return f"missing key {key!r}"
-        if type(doc[key]) is not typ:
-            return f"{key!r} must be a JSON {_json_type(typ())}, got {_json_type(doc[key])}"
-    if doc["recv_ms"] < 0:
-        return f"'recv_ms' must be >= 0, got {doc['recv_ms']}"
-    if doc["channel"] not in ("ws", "rest", "health"):
-        return f"'channel' must be \"ws\", \"rest\" or \"health\", got {doc['channel'][:40]!r}"
-    if "query" in doc and type(doc["query"]) is not str:
-        return f"'query' must be a JSON string, got {_json_type(doc['query'])}"
-    return "invalid capture line"
-
-
-def _text(line: bytes) -> str:
-    text = line[:PROBLEM_TEXT_CHARS * 4].rstrip(b"\r\n").decode("utf-8", "replace")
-    return text[:PROBLEM_TEXT_CHARS]
-
-
 def open_capture(path: str | Path) -> IO[bytes]:
     """Open a capture for binary reading, decompressing when it starts with the gzip magic."""
     f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
     try:
         if f.peek(2)[:2] == GZIP_MAGIC:
-            return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+            return cast(IO[bytes], gzip.GzipFile(fileobj=f, mode="rb"))
     except BaseException:
         f.close()
         raise
     return f
 
 
+class CaptureBytes:
+    """`(line_no, line bytes)` of one capture file in file order, plain or gzip.
+
+    The one byte source of capture reading (`capture_byte_lines` builds it): a reader of
+    folders, globs or torn-gzip-tolerant hour files replaces it there and nowhere else.
+    Opening happens at construction (an `OSError` is raised then); iterating is the file's
+    own C-level line iterator.
+    """
+
+    __slots__ = ("_f", "compressed")
+
+    def __init__(self, path: str | Path) -> None:
+        self._f = open_capture(path)
+        #: Read through gzip (a failure past the start is "unreadable compressed data").
+        self.compressed = isinstance(self._f, gzip.GzipFile)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        return enumerate(self._f, 1)
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def capture_byte_lines(path: str | Path) -> CaptureBytes:
+    """The byte source of `iter_capture` (see `CaptureBytes`)."""
+    return CaptureBytes(path)
+
+
 def iter_capture(path: str | Path) -> Iterator[CaptureLine | CaptureProblem]:
     """Stream a capture's lines in file order, with problems as values at their line number.
 
-    Blank lines are skipped silently. Raises `OSError` only if the file cannot be opened.
+    Blank lines are skipped silently. Raises `OSError` only if the file cannot be opened
+    (at the call, before the first line).
     """
+    return decode_capture(capture_byte_lines(path))
+
+
+def decode_capture(src: CaptureBytes) -> Iterator[CaptureLine | CaptureProblem]:
+    """Decode `(line_no, line)` pairs into capture lines and problems; closes `src` at the end."""
     loads = orjson.loads
     decode_error = orjson.JSONDecodeError
     new_ws = _new_ws_line
     last_ms = -1
     line_no = 0
-    f = open_capture(path)
-    gz = isinstance(f, gzip.GzipFile)
+    gz = src.compressed
     try:
-        for line_no, line in enumerate(f, 1):
+        for line_no, line in src:
             try:
                 doc: Any = loads(line)
             except decode_error as exc:
@@ -209,7 +205,7 @@ def iter_capture(path: str | Path) -> Iterator[CaptureLine | CaptureProblem]:
                     continue
                 cut = "" if line.endswith(b"\n") else " (last line has no newline: cut off?)"
                 yield CaptureProblem(line_no=line_no, reason=f"not JSON: {exc}{cut}",
-                                     text=_text(line))
+                                     text=problem_text(line))
                 continue
             # Hot path (STYLE rule 6): plain dict lookups and exact type checks.
             if type(doc) is dict:
@@ -248,7 +244,7 @@ def iter_capture(path: str | Path) -> Iterator[CaptureLine | CaptureProblem]:
                         last_ms = recv_ms
                         yield item
                         continue
-            yield CaptureProblem(line_no=line_no, reason=_diagnose(doc), text=_text(line))
+            yield CaptureProblem(line_no=line_no, reason=diagnose(doc), text=problem_text(line))
     except (EOFError, OSError, zlib.error) as exc:
         # EOFError: gzip stream ends without its trailer (killed writer, partial copy);
         # BadGzipFile (an OSError) / zlib.error: corrupt bytes. Nothing after this is usable.
@@ -257,7 +253,7 @@ def iter_capture(path: str | Path) -> Iterator[CaptureLine | CaptureProblem]:
                              reason=f"unreadable {what} after line {line_no}: "
                                     f"{type(exc).__name__}: {exc}")
     finally:
-        f.close()
+        src.close()
 
 
 class CaptureWriter:
@@ -383,6 +379,8 @@ def _as_text(raw: str | bytes) -> str:
 
 __all__ = [
     "GZIP_MAGIC",
+    "PROBLEM_TEXT_CHARS",
+    "CaptureBytes",
     "CaptureLine",
     "CaptureProblem",
     "CaptureWriter",
@@ -391,6 +389,8 @@ __all__ = [
     "ProblemKind",
     "RestLine",
     "WsLine",
+    "capture_byte_lines",
+    "decode_capture",
     "encode_line",
     "health_doc",
     "iter_capture",

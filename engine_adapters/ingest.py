@@ -100,6 +100,8 @@ class Ingest:
         self.frames = FrameParser(self.symbols)
         self.rest_parser = RestParser(self.symbols)
         self.dedup = EventDeduper(on_gap=on_gap)
+        self._event = self.frames.event
+        self._keep = self.dedup.keep
         #: Accepted events by payload class (names in metrics; classes are cheaper to count).
         self.events_by_source: collections.Counter[type] = collections.Counter()
         #: Receive time minus exchange time of a sample of messages (every 64th frame).
@@ -113,7 +115,35 @@ class Ingest:
     def ws(self, recv_ms: int, text: str | bytes, *, line_no: int | None = None) -> None:
         """One WebSocket frame exactly as received."""
         self.stats.frames += 1
-        self._take(recv_ms, self.frames.parse(text), text, "ws", line_no)
+        ev = self._event(text)
+        if ev is None:  # not a plain one-event frame, or something to report: the full path
+            self._take(recv_ms, self.frames.parse_untyped(text), text, "ws", line_no)
+            return
+        # the per-frame hot path: one event of a used kind for a universe symbol
+        st = self.stats
+        st.events_received += 1
+        t = ec.tick_of_recv_ms(recv_ms)
+        if self.last_message_tick is None or t > self.last_message_tick:
+            self.last_message_tick = t
+        if not st.frames & 63:
+            self.latency.add(ev.exchange_ts, recv_ms)
+        if not self._keep(ev):
+            st.duplicates += 1
+            return
+        raw = text if isinstance(text, str) else ""
+        stepped = self._stepped
+        if stepped is None or t > stepped + 1 or self._pending:
+            self._pending.append((t, ev, recv_ms, "ws", raw, line_no))
+            return
+        if t <= stepped:
+            st.late_events += 1
+        rejection = self.queue.ingest(ev)
+        if rejection is None:
+            st.events_accepted += 1
+            self.events_by_source[type(ev)] += 1
+        else:
+            st.rejected += 1
+            self._quarantine(recv_ms, "ws", rejection.reason, rejection.field, line_no, raw)
 
     def rest(self, recv_ms: int, path: str, query: str, status: int, body: str | bytes,
              *, line_no: int | None = None) -> None:

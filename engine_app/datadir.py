@@ -63,14 +63,14 @@ class DataDir:
         except (OSError, ValueError):
             return {}
 
-    def write_manifest(self, cfg: ec.Config, symbols: Sequence[str], *stats: object) -> None:
+    def write_manifest(self, cfg: ec.Config, symbols: Sequence[str],
+                       *stats: attrs.AttrsInstance) -> None:
         """Append this session's counters (attrs instances, merged in order) to manifest.json."""
         old = self.read_manifest()
         sessions = list(old.get("sessions", []))
         s: dict[str, Any] = {}
         for part in stats:
-            if attrs.has(type(part)):
-                s.update(attrs.asdict(part, value_serializer=_plain))  # type: ignore[arg-type]
+            s.update(attrs.asdict(part, value_serializer=_plain))
         sessions.append({"closed_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                          "engine_version": ENGINE_VERSION, **s})
         doc = {"engine_version": ENGINE_VERSION, "format_version": ec.FORMAT_VERSION,

@@ -53,6 +53,7 @@ def summary_dict(session: Session, dd: DataDir, *, elapsed: float, lines: int | 
 def print_summary(session: Session, dd: DataDir, *, elapsed: float, lines: int | None = None,
                   as_json: bool = False) -> None:
     d = summary_dict(session, dd, elapsed=elapsed, lines=lines)
+    st = session.stats
     if as_json:
         print(json.dumps(d), flush=True)
         return
@@ -68,9 +69,9 @@ def print_summary(session: Session, dd: DataDir, *, elapsed: float, lines: int |
         + (f"  {d['quarantine_reasons']}" if d["quarantine_reasons"] else ""),
         f"alerts        {sum(session.stats.alerts.values()):,}"
         + "".join(f"\n                {k}: {v}" for k, v in sorted(session.stats.alerts.items())),
-        f"states        {' '.join(d['states_reached'])}",  # type: ignore[arg-type]
-        f"cluster       {' '.join(d['cluster_reached'])}",  # type: ignore[arg-type]
-        f"phases        {' '.join(d['phases_reached'])}",  # type: ignore[arg-type]
+        f"states        {' '.join(_ordered(st.states_reached, _STATE_ORDER))}",
+        f"cluster       {' '.join(_ordered(st.cluster_reached, _CLUSTER_ORDER))}",
+        f"phases        {' '.join(_ordered(st.phases_reached, _PHASE_ORDER))}",
     ]
     for m in session.recovery_messages:
         out.append(f"recovery      {m}")

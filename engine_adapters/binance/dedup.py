@@ -86,6 +86,10 @@ class EventDeduper:
         """Is this parsed event new? Dispatches on the event type; other types always pass."""
         match ev:
             case TradeReceived():
+                last = self._trade.get(ev.symbol)
+                if last is not None and ev.trade_id == last + 1:  # the common case
+                    self._trade[ev.symbol] = ev.trade_id
+                    return True
                 keep, gap = self.trade(ev.symbol, ev.trade_id)
                 if gap is not None and self.on_gap is not None:
                     self.on_gap(gap)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine_adapters.binance import messages
+from engine_adapters.binance import frame_builders as messages
 from engine_adapters.binance.messages import ControlKind, FrameParser, Parsed, Reject
 from engine_core.events import (
     BookTickerReceived,
@@ -223,6 +223,30 @@ def test_fast_constructors_build_the_same_values_as_attrs() -> None:
     assert fast == ev and attrs.asdict(fast) == attrs.asdict(ev)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         fast.price = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", ["ws/combined_aggTrade.json", "ws/combined_aggTrade_st.json",
+                                  "ws/combined_bookTicker.json", "ws/combined_markPrice.json",
+                                  "ws/combined_markPrice_3s_ap_st.json", "ws/combined_trade.json",
+                                  "ws/combined_depth5.json", "ws/combined_forceOrder_symbol.json"])
+def test_typed_fast_path_gives_what_the_dict_path_gives(name: str) -> None:
+    text = binance_text(name)
+    universe = frozenset({"BTCUSDT", "ETHUSDT", "XRPUSDT"})
+    dict_path = FrameParser(universe)._dispatch(orjson.loads(text))
+    fast = messages.decode_fast(text, universe)
+    if fast is not None:  # None = "take the full path" (depth, forceOrder: not typed)
+        assert fast == dict_path
+    assert FrameParser(universe).parse(text) == dict_path
+    assert messages.decode_fast(text, frozenset({"NOPEUSDT"})) is None
+
+
+def test_typed_fast_path_keeps_the_json_types_strict() -> None:
+    doc = orjson.loads(binance_text("ws/combined_aggTrade.json"))
+    for key, bad in (("p", 68005.0), ("a", "3141966230"), ("m", "true"), ("T", True)):
+        mutated = {**doc, "data": {**doc["data"], key: bad}}
+        assert messages.decode_fast(orjson.dumps(mutated), None) is None, key
+    doc["data"]["p"] = "abc"
+    assert messages.decode_fast(orjson.dumps(doc), None) is None
 
 
 # --- every field mutation of every fixture ----------------------------------------------------
