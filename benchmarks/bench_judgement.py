@@ -8,7 +8,7 @@ truth with engine_adapters/evaluation/scoring.py. Figures print next to the targ
 is a measurement, not a pass/fail test (exit 0).
 
     .venv/bin/python benchmarks/bench_judgement.py [--seeds 20] [--hours 3] [--symbols 6]
-        [--quick] [--json] [--workers 2] [--depth-ms 500] [--keep DIR]
+        [--quick] [--json] [--workers 2] [--depth-ms 500] [--keep DIR] [--rescore DIR]
 """
 
 from __future__ import annotations
@@ -64,6 +64,24 @@ def _one(job: tuple[str, int, float, int, int, str]) -> dict[str, Any]:
             "data": str(d / "data"), "buildups": [run.symbols[s] for s, _, _ in
                                                   run.drivers.buildups],
             "gen_s": t1 - t0, "run_s": t2 - t1, "alerts_raw": messages}
+
+
+def _rescored(root: Path, hours: float, n_sym: int, depth_ms: int) -> list[dict[str, Any]]:
+    """Results of the runs kept under `root` (`--keep`), scored again without re-running
+    the engine; the run's metadata comes from the simulator again (same seed, same run)."""
+    out: list[dict[str, Any]] = []
+    for d in sorted(root.iterdir()):
+        kind, _, seed = d.name.partition("-")
+        if kind not in KINDS or not (d / "data" / ALERTS_FILE).is_file():
+            continue
+        run = generate(kind, seed=int(seed), hours=hours, n_symbols=n_sym, depth_ms=depth_ms)
+        raw = (d / "data" / ALERTS_FILE).read_text().splitlines()
+        out.append({"kind": kind, "seed": int(seed), "rc": 0, "symbols": list(run.symbols),
+                    "start_ms": run.start_ms, "end_ms": run.end_ms,
+                    "truth": str(d / "truth.json"), "data": str(d / "data"),
+                    "buildups": [run.symbols[s] for s, _, _ in run.drivers.buildups],
+                    "gen_s": 0.0, "run_s": 0.0, "alerts_raw": [json.loads(x) for x in raw]})
+    return out
 
 
 def _early_leads(events: list[LabelledEvent], alerts: list[AlertMark]) -> list[int | None]:
@@ -208,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--depth-ms", type=int, default=500, choices=(100, 250, 500))
     ap.add_argument("--keep", type=Path, default=None, help="keep captures and data dirs here")
+    ap.add_argument("--rescore", type=Path, default=None,
+                    help="score the runs kept in this dir again (no engine run)")
     a = ap.parse_args(argv)
     if a.quick:
         a.seeds, a.hours, a.symbols = 5, 1.5, 5
@@ -215,7 +235,11 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(KINDS[i % len(KINDS)], 1000 + i, a.hours, a.symbols, a.depth_ms, str(jobs_root))
             for i in range(a.seeds)]
     t0 = time.perf_counter()
-    if a.workers > 1:
+    if a.rescore is not None:
+        results = _rescored(a.rescore, a.hours, a.symbols, a.depth_ms)
+        a.seeds = len(results)
+        a.keep = a.rescore
+    elif a.workers > 1:
         with multiprocessing.get_context("fork").Pool(a.workers) as pool:
             results = pool.map(_one, jobs, chunksize=1)
     else:

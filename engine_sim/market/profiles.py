@@ -25,7 +25,7 @@ class SymbolProfile:
     beta: float  # loading on the common market factor
     volume_day: float  # traded notional per day, USDT
     oi_notional: float  # open interest, USDT
-    spread_bps: float  # calm bid-ask spread, basis points
+    spread_bps: float  # calm bid-ask spread, basis points (at least one tick is quoted)
     depth_1pct: float  # resting notional per side within 1 % of mid, USDT
     tick: float  # price tick
     step: float  # quantity step
@@ -55,15 +55,15 @@ def _p(symbol: str, price: float, vol: float, df: float, beta: float, vol_day_mu
 
 #: Liquid majors first, thin alts last. Volumes/OI are rounded 2024-2025 Binance USD-M levels.
 PROFILES: tuple[SymbolProfile, ...] = (
-    _p("BTCUSDT", 95_000.0, 0.40, 4.0, 1.00, 12_000, 9_000, 0.15, 60.0, 0.1, 0.001,
+    _p("BTCUSDT", 95_000.0, 0.40, 4.0, 1.00, 12_000, 9_000, 0.02, 60.0, 0.1, 0.001,
        125, 0.004, 8, 0.003, 12.0, 0.0),
-    _p("ETHUSDT", 3_400.0, 0.60, 4.0, 1.15, 8_000, 6_000, 0.3, 35.0, 0.01, 0.001,
+    _p("ETHUSDT", 3_400.0, 0.60, 4.0, 1.15, 8_000, 6_000, 0.03, 35.0, 0.01, 0.001,
        100, 0.004, 8, 0.003, 10.0, 2.0),
     _p("SOLUSDT", 180.0, 0.80, 3.8, 1.30, 2_500, 1_800, 0.6, 8.0, 0.01, 0.01,
        75, 0.005, 8, 0.003, 7.0, 5.0),
     _p("XRPUSDT", 2.2, 0.85, 3.6, 1.25, 1_500, 1_000, 0.5, 5.0, 0.0001, 0.1,
        75, 0.005, 8, 0.003, 6.0, 8.0),
-    _p("DOGEUSDT", 0.32, 0.95, 3.5, 1.40, 1_200, 800, 0.6, 3.5, 0.00001, 1.0,
+    _p("DOGEUSDT", 0.32, 0.95, 3.5, 1.40, 1_200, 800, 0.35, 3.5, 0.00001, 1.0,
        75, 0.005, 8, 0.003, 6.0, 10.0),
     _p("SUSHIUSDT", 1.1, 1.30, 3.2, 1.30, 80, 40, 4.0, 0.35, 0.0001, 1.0,
        50, 0.01, 4, 0.02, 3.0, 25.0),
