@@ -28,6 +28,7 @@ import attrs
 
 import engine_core as ec
 from engine_adapters.binance.dedup import EventDeduper, IdGap
+from engine_adapters.binance.frame_builders import decode_event
 from engine_adapters.binance.messages import FrameParser, Parsed
 from engine_adapters.binance.rest_payloads import RestParser
 from engine_adapters.capture import (
@@ -100,7 +101,10 @@ class Ingest:
         self.frames = FrameParser(self.symbols)
         self.rest_parser = RestParser(self.symbols)
         self.dedup = EventDeduper(on_gap=on_gap)
-        self._event = self.frames.event
+        # the parser's typed fast path, called directly (FrameParser.event without its hop)
+        self._event = decode_event
+        self._universe = frozenset(self.symbols)
+        self._fast_len = self.frames.fast_len
         self._keep = self.dedup.keep
         #: Accepted events by payload class (names in metrics; classes are cheaper to count).
         self.events_by_source: collections.Counter[type] = collections.Counter()
@@ -115,7 +119,7 @@ class Ingest:
     def ws(self, recv_ms: int, text: str | bytes, *, line_no: int | None = None) -> None:
         """One WebSocket frame exactly as received."""
         self.stats.frames += 1
-        ev = self._event(text)
+        ev = self._event(text, self._universe) if len(text) <= self._fast_len else None
         if ev is None:  # not a plain one-event frame, or something to report: the full path
             self._take(recv_ms, self.frames.parse_untyped(text), text, "ws", line_no)
             return

@@ -264,7 +264,7 @@ def decode_event(text: str | bytes | bytearray | memoryview,
     """
     try:
         d = _decode_combined(text).data
-    except DecodeError:
+    except (DecodeError, ValueError):  # ValueError: a str with lone surrogates
         return None
     sym = d.s
     if universe is not None and sym not in universe:
@@ -284,6 +284,6 @@ def decode_event(text: str | bytes | bytearray | memoryview,
                                        next_funding_ts=d.T)
             case _Trade():
                 ev = _new_trade(sym, d.T, float(d.p), float(d.q), d.m, d.t)
-    except ValueError:
+    except (ValueError, TypeError):
         return None
     return ev

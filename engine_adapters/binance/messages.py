@@ -172,6 +172,11 @@ class FrameParser:
         # size check cannot fail and the hot path may skip it.
         self._fast_len = max_frame_bytes // 4
 
+    @property
+    def fast_len(self) -> int:
+        """Frames up to this length may take the typed fast path (longer: size-checked)."""
+        return self._fast_len
+
     def event(self, text: str | bytes | bytearray | memoryview) -> MarketEvent | None:
         """The typed fast path alone: the frame's one event, or None (then `parse_untyped`).
 
