@@ -42,15 +42,21 @@ def build(path: Path, n_symbols: int, seconds: float, activity: float) -> None:
     write_capture(path, sim.events())
 
 
-def bare_decode(path: Path) -> tuple[int, float]:
+def bare_decode(path: Path) -> tuple[int, float, float]:
+    """(lines, wall seconds, CPU seconds) of the floor: gzip read + decode each line twice."""
     opener = gzip.open if path.suffix == ".gz" else open
     n = 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with opener(path, "rb") as f:
         for line in f:
             orjson.loads(orjson.loads(line)["raw"])
             n += 1
-    return n, time.perf_counter() - t0
+    return n, time.perf_counter() - t0, time.process_time() - c0
+
+
+def children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def main() -> None:
@@ -64,30 +70,34 @@ def main() -> None:
     if not cap.exists():
         print(f"building {cap} ...", flush=True)
         build(cap, args.symbols, args.seconds, args.activity)
-    n, bare_s = bare_decode(cap)
+    n, bare_s, bare_cpu = bare_decode(cap)
     print(f"capture: {n:,} lines, {cap.stat().st_size / 2**20:,.0f} MiB")
     symbols = ",".join(sorted(f"S{i:02d}USDT" for i in range(args.symbols)))
     rates = {}
+    cpu: dict[str, float] = {}
     for label, extra in (("universe given (--symbols)", ["--symbols", symbols]),
                          ("universe discovered (pre-scan)", [])):
         with tempfile.TemporaryDirectory() as tmp:
             cmd = [sys.executable, "-m", "engine_app", "run", str(cap), "--data-dir",
                    f"{tmp}/dd", "--fsync", "none", "--json", *extra]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), children_cpu_s()
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             rates[label] = n / (time.perf_counter() - t0)
+            cpu[label] = children_cpu_s() - c0
     rss_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     bare = n / bare_s
     for label, rate in rates.items():
         print(f"run end to end, {label:<31} {rate:10,.0f} lines/s  (target >= 100,000)  "
               f"{'OK' if rate >= 100_000 else 'BELOW TARGET'}")
-    rate = rates["universe given (--symbols)"]
-    ratio = bare / rate
-    verdict = "OK" if ratio <= TARGET_RATIO else "ABOVE TARGET"
-    if ratio <= STRETCH_RATIO:
-        verdict += " (stretch met)"
-    print(f"floor: gzip read + 2x orjson {bare:12,.0f} lines/s  -> run costs {ratio:.2f}x "
-          f"the floor  (target <= {TARGET_RATIO}x, stretch {STRETCH_RATIO}x)  {verdict}")
+    given = "universe given (--symbols)"
+    # wall time, and CPU time (what counts on a shared machine: other processes' load
+    # stretches wall time, not the CPU seconds each side used)
+    for what, ratio in (("wall", bare / rates[given]), ("CPU ", cpu[given] / bare_cpu)):
+        verdict = "OK" if ratio <= TARGET_RATIO else "ABOVE TARGET"
+        if ratio <= STRETCH_RATIO:
+            verdict += " (stretch met)"
+        print(f"run / floor ({what}): {ratio:5.2f}x  (floor = gzip read + 2x orjson of the "
+              f"same lines; target <= {TARGET_RATIO}x, stretch {STRETCH_RATIO}x)  {verdict}")
     print(f"peak RSS of run    {rss_mib:12,.0f} MiB      (target < 1024 MiB)   "
           f"{'OK' if rss_mib < 1024 else 'ABOVE TARGET'}")
 
