@@ -106,6 +106,15 @@ def _unwind_delays(events: list[LabelledEvent], alerts: list[AlertMark]) -> list
     return out
 
 
+def _unwind_just_before(events: list[LabelledEvent], alerts: list[AlertMark]) -> list[bool]:
+    """Per event: did UNWIND enter in the 2 min before onset (on the news move and the first
+    prints, before the book's burst crossed the onset share)? Such an event scores as not
+    detected in [onset, end], since the state was already UNWIND."""
+    return [any(a.symbol == e.symbol and a.kind == "STRUCTURAL_UNWIND"
+                and e.onset_ms - 120_000 <= a.at_ms < e.onset_ms for a in alerts)
+            for e in events]
+
+
 def _is_false(a: AlertMark, events: list[LabelledEvent]) -> bool:
     return not any((a.symbol in ("", e.symbol)) and e.onset_ms - 21_600_000 <= a.at_ms
                    <= e.end_ms + 900_000 for e in events)
@@ -113,6 +122,7 @@ def _is_false(a: AlertMark, events: list[LabelledEvent]) -> bool:
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     delays: list[int | None] = []
+    before: list[bool] = []
     leads: list[int | None] = []
     calm_false = Counter[str]()
     calm_sym_days = calm_days = 0.0
@@ -133,6 +143,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         per_kind[r["kind"]]["scorecards"].append(card.to_json())
         n_events[r["kind"]] += len(events)
         delays += _unwind_delays(events, alerts)
+        before += _unwind_just_before(events, alerts)
         leads += _early_leads(events, alerts)
         all_sym_days += len(r["symbols"]) * days
         for a, raw in zip(alerts, r["alerts_raw"], strict=True):
@@ -160,6 +171,11 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
         if delays else None,
         "unwind_detected_share": len(got) / len(delays) if delays else None,
         "unwind_delay_median_s": statistics.median(got) / 1000 if got else None,
+        "unwind_entered_2min_before_onset_share": sum(before) / len(before) if before else None,
+        "unwind_within_60s_or_2min_before_share": sum(
+            1 for d, b in zip(delays, before, strict=True) if b or (d is not None
+                                                               and d <= 60_000)) / len(before)
+        if before else None,
         "buildup_events": len(leads),
         "early_ge_60s_share": len(led) / len(leads) if leads else None,
         "early_lead_median_min": statistics.median(led) / 60_000 if led else None,
@@ -191,6 +207,9 @@ def report(s: dict[str, Any]) -> str:
         ("  (UNWIND at all in [onset, end]; median delay s)",
          f"{_fmt(s['unwind_detected_share'], '.0%')}; {_fmt(s['unwind_delay_median_s'], '.1f')}",
          ""),
+        ("  (UNWIND entered in the 2 min before onset; either)",
+         f"{_fmt(s['unwind_entered_2min_before_onset_share'], '.0%')}; "
+         f"{_fmt(s['unwind_within_60s_or_2min_before_share'], '.0%')}", ""),
         ("FRAGILE/TRIGGER_READY >= 60 s before onset, build-up-led",
          _fmt(s["early_ge_60s_share"], ".0%") + f" of {s['buildup_events']}", ">= 60 %"),
         ("  median lead (min)", _fmt(s["early_lead_median_min"], ".1f"), ">= 5"),
