@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @given(streams())
 def test_two_runs_give_identical_bytes(s) -> None:  # type: ignore[no-untyped-def]
-    _, r1, a1 = run_stream(*s, cfg=FAST)
-    _, r2, a2 = run_stream(*s, cfg=FAST)
+    _, r1, a1 = run_stream(s[0], s[1], s[2], cfg=FAST)
+    _, r2, a2 = run_stream(s[0], s[1], s[2], cfg=FAST)
     assert log_bytes(r1) == log_bytes(r2)
     assert a1 == a2
 
@@ -85,7 +85,7 @@ def test_a_tokens_own_fields_do_not_depend_on_other_tokens(s, data) -> None:  # 
 
 @given(streams(max_ticks=60))
 def test_cluster_changes_only_on_ticks_divisible_by_4_and_phase_never_goes_back(s) -> None:  # type: ignore[no-untyped-def]
-    _, recs, _ = run_stream(*s, cfg=FAST)
+    _, recs, _ = run_stream(s[0], s[1], s[2], cfg=FAST)
     prev = None
     for tick in recs:
         r = tick[0]
@@ -143,7 +143,7 @@ print(hashlib.sha256(log_bytes(recs) + repr(alerts).encode()).hexdigest())
 @given(streams(max_ticks=30))
 @settings(max_examples=3)
 def test_identical_bytes_in_subprocesses_under_other_hash_seeds(s) -> None:  # type: ignore[no-untyped-def]
-    _, recs, alerts = run_stream(*s, cfg=FAST)
+    _, recs, alerts = run_stream(s[0], s[1], s[2], cfg=FAST)
     want = hashlib.sha256(log_bytes(recs) + repr(alerts).encode()).hexdigest()
     blob = pickle.dumps(s)
     for seed in ("0", "1", "4242"):

@@ -2,7 +2,7 @@
 
     .venv/bin/python tests/tools/mutate_tables.py [--only structural,alerts] [-v]
 
-For every row of every table (structural, cluster, phase, quality flags, alerts) it makes one
+For every row of every table (structural, cluster, phase, tier, quality flags, alerts) it makes one
 mutant: the row's `target` replaced by the next member of the same enum (cyclically; an alert
 row never becomes NO_ALERT). Each mutant is written into a private copy of the tree (never into
 the working tree others are using), `pytest tests/unit/core -x -q` runs against that copy, and
@@ -33,6 +33,7 @@ TABLES = [
     ("structural", "engine_core.structural", "TABLE"),
     ("cluster", "engine_core.cluster", "TABLE"),
     ("phase", "engine_core.phase", "TABLE"),
+    ("tier", "engine_core.tier", "TABLE"),
     ("quality", "engine_core.quality", "TABLE"),
     ("alerts", "engine_core.alerts", "TABLE"),
 ]

@@ -103,10 +103,10 @@ def test_open_interest_velocity_and_build_up() -> None:
 
 
 def frame(**kw: float) -> FeatureFrame:
-    base = dict.fromkeys(FeatureFrame._fields, 0)
+    base: dict[str, Any] = dict.fromkeys(FeatureFrame._fields, 0)
     base.update(volume_ratio=1.0, spread_ratio=1.0, depth_ratio=1.0, vol_ratio=1.0)
     base.update(kw)
-    return FeatureFrame(**base)  # type: ignore[arg-type]
+    return FeatureFrame(**base)
 
 
 @pytest.mark.parametrize("kw,want", [
@@ -207,3 +207,12 @@ def test_feature_tuples_are_built_in_field_order() -> None:
     assert (f.oi, f.funding_rate, f.mid) == (st.oi, st.funding, st.prev_mid)
     assert f.liq_long_notional == f.liq_short_notional == 0.0
     assert f.quality == int(Quality.FEED_STALE)
+
+
+def test_tier_table_needs_every_guard_once() -> None:
+    from engine_core.fsm import TableError
+
+    with pytest.raises(TableError, match="exactly one"):
+        tier.compile_tiers(tier.TABLE[:-1])
+    with pytest.raises(TableError, match="exactly one"):
+        tier.compile_tiers((*tier.TABLE, tier.TABLE[0]))
