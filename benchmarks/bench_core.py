@@ -12,7 +12,7 @@ empty batches and on sparse ones (one trade per token every 20 ticks), printed i
 next to the target of half the figure measured before that issue's speed-up.
     --quiet-only   skip the dense run
     --compare REF  also time the quiet runs on engine_core as of git commit REF, alternating
-                   old and new in subprocesses (best of 3 each), and print the ratio
+                   old and new in subprocesses (best of 5 each), and print the ratio
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def compare(ref: str, n_tokens: int, n_ticks: int) -> None:
                                  capture_output=True, check=True).stdout
         subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
         best: dict[str, dict[str, float]] = {"before": {}, "now": {}}
-        for _ in range(3):
+        for _ in range(5):
             for label, path in (("before", tmp), ("now", str(root))):
                 env = dict(os.environ, PYTHONPATH=os.pathsep.join([path, str(root)]))
                 out = subprocess.run([sys.executable, __file__, "--quiet-json",
