@@ -39,6 +39,12 @@ class _Parser(argparse.ArgumentParser):
 
 # ---------------------------------------------------------------------------- commands
 def cmd_run(a: argparse.Namespace) -> int:
+    from engine_adapters.bus import is_bus_url
+
+    if is_bus_url(a.capture):  # a stream on the bus, not a file (engine_app/bus_cmd.py)
+        from engine_app.bus_cmd import cmd_run_bus
+
+        return cmd_run_bus(a)
     from engine_app.bootstrap import open_session, run_capture
     from engine_app.summary import print_summary
 

@@ -10,7 +10,12 @@ file go through one parser and give the same `WsLine` / `RestLine` / `HealthLine
 `CaptureProblem` values.
 
 Gaps (retention dropped messages before this consumer read them) are counted in `stats`,
-logged, and passed to `on_gap`. Closing the iterator early stops the consumer; lines it had
+logged, and passed to `on_gap`; with `gap_symbols` each gap also becomes a `LIQUIDATION_GAP`
+health line per symbol, stamped with the receive time of the line after the gap, so the
+engine's records carry it (in-band: journaled and replayable like any health notice).
+`skip_before_ms` drops the lines before the first one received at or after that time (a
+restarted `live --from` re-reads from a little before its log's last tick and drops what that
+tick already holds). Closing the reader (from any thread) ends the iteration; lines it had
 already queued count as handed out, so a durable consumer resumes after them (use the async
 `BusConsumer` directly where the resume point must be exact).
 """
@@ -22,11 +27,15 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
+import nats
+import nats.errors
+import nats.js.errors
+
 from engine_adapters.bus.consumer import BusConsumer, ConsumerStats
-from engine_adapters.bus.port import SourceGap, SourceLine
+from engine_adapters.bus.port import SourceGap, SourceLine, health_line, recv_ms_of
 from engine_adapters.bus.url import BusUrl
 from engine_adapters.capture import CaptureLine, CaptureProblem, iter_capture
 
@@ -37,10 +46,19 @@ class BusLineReader:
     """Iterate the capture lines of `url`'s stream (to its end unless `follow`)."""
 
     def __init__(self, url: BusUrl | str, *, follow: bool = False, queue_lines: int = 20_000,
-                 on_gap: Callable[[SourceGap], None] | None = None) -> None:
+                 on_gap: Callable[[SourceGap], None] | None = None,
+                 gap_symbols: Sequence[str] = (), skip_before_ms: int | None = None,
+                 ephemeral: bool = False, rewind_ms: int | None = None,
+                 new_start_ms: int | None = None) -> None:
         self.url = url if isinstance(url, BusUrl) else BusUrl.parse(url)
         self.follow = follow
         self.on_gap = on_gap
+        self.gap_symbols = tuple(gap_symbols)
+        self.skip_before_ms = skip_before_ms
+        #: Lines dropped by `skip_before_ms`; gaps seen (each also counted in `stats.skipped`).
+        self.skipped_lines = 0
+        self.gaps = 0
+        self._ephemeral, self._rewind_ms, self._new_start_ms = ephemeral, rewind_ms, new_start_ms
         self._q: queue.Queue[object] = queue.Queue(maxsize=max(1, queue_lines))
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -57,15 +75,35 @@ class BusLineReader:
             self._thread = threading.Thread(target=self._main, name=f"bus {self.url.subject}",
                                             daemon=True)
             self._thread.start()
+        gap: SourceGap | None = None
+        skip = self.skip_before_ms
         while True:
-            item = self._q.get()
+            try:
+                item = self._q.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    break
+                continue
             if item is _END:
                 break
             if isinstance(item, SourceGap):
+                self.gaps += 1
                 if self.on_gap is not None:
                     self.on_gap(item)
+                gap = item if gap is None else SourceGap(first=gap.first, last=item.last,
+                                                         reason=item.reason)
                 continue
             assert isinstance(item, bytes)
+            if skip is not None:
+                if recv_ms_of(item) < skip:
+                    self.skipped_lines += 1
+                    continue
+                skip = None
+            if gap is not None and self.gap_symbols:
+                at = recv_ms_of(item)
+                for sym in self.gap_symbols:
+                    yield health_line(at, sym, "LIQUIDATION_GAP", gap.count)
+            gap = None
             yield item
         if self._error is not None:
             raise self._error
@@ -84,7 +122,9 @@ class BusLineReader:
                     continue
 
     async def _consume(self) -> None:
-        consumer = await BusConsumer(self.url, follow=self.follow).start()
+        consumer = await BusConsumer(self.url, follow=self.follow, ephemeral=self._ephemeral,
+                                     rewind_ms=self._rewind_ms,
+                                     new_start_ms=self._new_start_ms).start()
         try:
             async for item in consumer.items():
                 if self._stop.is_set():
@@ -120,6 +160,30 @@ class BusLineReader:
         self.close()
 
 
+def probe(url: BusUrl, *, timeout_s: float = 5.0) -> None:
+    """Check that `url`'s server answers and holds its stream, before anything is written.
+
+    Raises `ConnectionError` (server unreachable) or `LookupError` (no such stream), each
+    naming the server and the stream.
+    """
+    async def check() -> None:
+        try:
+            nc = await nats.connect(url.server, allow_reconnect=False, connect_timeout=timeout_s,
+                                    max_reconnect_attempts=0)
+        except (nats.errors.Error, OSError) as exc:
+            raise ConnectionError(f"{url.server}: cannot connect to the NATS server "
+                                  f"({type(exc).__name__}: {exc})") from None
+        try:
+            await nc.jetstream().stream_info(url.stream)
+        except nats.js.errors.NotFoundError:
+            raise LookupError(f"{url.server}: no stream {url.stream} for subject {url.subject} "
+                              f"(has a recorder published to it yet?)") from None
+        finally:
+            await nc.close()
+
+    asyncio.run(check())
+
+
 def iter_bus_capture(reader: BusLineReader) -> Iterator[CaptureLine | CaptureProblem]:
     """The reader's lines as capture items, decoded by `iter_capture` through a pipe."""
     r, w = os.pipe()
@@ -147,4 +211,4 @@ def iter_bus_capture(reader: BusLineReader) -> Iterator[CaptureLine | CapturePro
         raise failed[0]
 
 
-__all__ = ["BusLineReader", "iter_bus_capture"]
+__all__ = ["BusLineReader", "iter_bus_capture", "probe"]

@@ -22,7 +22,12 @@ the stream between them.
 Where to start, when the durable name is new: `start_seq` (`seq=N`), `start_ms`
 (`start=ISO8601`, `DeliverPolicy.BY_START_TIME`, JetStream's own timestamps), else the first
 message kept. `follow=False` (offline `run`) ends at the stream's last sequence as of start;
-`follow=True` (`live`) waits for new messages for ever.
+`follow=True` (`live`) waits for new messages for ever. `new_start_ms` places a new durable
+at that time when the URL gives no start (`live --from` follows from now, not from a week
+ago). `rewind_ms` re-creates the durable at that time whatever its position (a restarted
+`live --from` re-reads from its log's last tick). `ephemeral=True` deletes the consumer at
+`close()` (and the server removes a killed one after an hour idle): `run nats://...` without
+`durable=` reads the stream afresh every time.
 """
 
 from __future__ import annotations
@@ -67,9 +72,14 @@ class BusConsumer:
     """Reads `url`'s stream through the durable consumer `url.durable`."""
 
     def __init__(self, url: BusUrl | str, *, follow: bool = False, batch: int = 2000,
-                 fetch_timeout_s: float = 1.0, ack_wait_s: float = 300.0) -> None:
+                 fetch_timeout_s: float = 1.0, ack_wait_s: float = 300.0,
+                 ephemeral: bool = False, rewind_ms: int | None = None,
+                 new_start_ms: int | None = None) -> None:
         self.url = url if isinstance(url, BusUrl) else BusUrl.parse(url)
         self.follow = follow
+        self.ephemeral = ephemeral
+        self.rewind_ms = rewind_ms
+        self.new_start_ms = new_start_ms
         self.batch = batch
         self.fetch_timeout_s = fetch_timeout_s
         self.ack_wait_s = ack_wait_s
@@ -130,6 +140,10 @@ class BusConsumer:
             info = await self._js.consumer_info(url.stream, url.durable)
         except nats.js.errors.NotFoundError:
             info = None
+        if self.rewind_ms is not None:
+            if info is not None:
+                await self._js.delete_consumer(url.stream, url.durable)
+            return self._config(DeliverPolicy.BY_START_TIME, time=_utc(self.rewind_ms))
         if info is not None:
             acked = info.ack_floor.stream_seq if info.ack_floor else 0
             delivered = info.delivered.stream_seq if info.delivered else 0
@@ -150,9 +164,9 @@ class BusConsumer:
         if url.start_seq is not None:
             self._expected = url.start_seq
             return self._config(DeliverPolicy.BY_START_SEQUENCE, seq=url.start_seq)
-        if url.start_ms is not None:
-            start = dt.datetime.fromtimestamp(url.start_ms / 1000, tz=dt.UTC)
-            return self._config(DeliverPolicy.BY_START_TIME, time=start)
+        start_ms = url.start_ms if url.start_ms is not None else self.new_start_ms
+        if start_ms is not None:
+            return self._config(DeliverPolicy.BY_START_TIME, time=_utc(start_ms))
         self._expected = 1
         return self._config(DeliverPolicy.ALL)
 
@@ -165,7 +179,8 @@ class BusConsumer:
         return ConsumerConfig(durable_name=self.url.durable, name=self.url.durable,
                               deliver_policy=policy, opt_start_seq=seq, opt_start_time=time,
                               ack_policy=AckPolicy.ALL, ack_wait=self.ack_wait_s,
-                              max_ack_pending=-1, filter_subject=self.url.subject)
+                              max_ack_pending=-1, filter_subject=self.url.subject,
+                              inactive_threshold=3600.0 if self.ephemeral else None)
 
     async def items(self) -> AsyncIterator[SourceLine | SourceGap]:
         """Lines in stream order, and gaps as values; ends at the last seq unless following."""
@@ -235,13 +250,19 @@ class BusConsumer:
         if self._nc is not None:
             with contextlib.suppress(nats.errors.Error, OSError, asyncio.TimeoutError):
                 await self._ack()
-                if self._kv is not None:
+                if self.ephemeral:
+                    await self._js.delete_consumer(self.url.stream, self.url.durable)
+                elif self._kv is not None:
                     cursor = f"{self._partial[0]}:{self._partial[1]}" if self._partial else ""
                     await self._kv.put(self._cursor_key, cursor.encode())
             with contextlib.suppress(nats.errors.Error, OSError):
                 await self._nc.close()
             self._nc = self._sub = None
         return self.stats
+
+
+def _utc(ms: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
 
 
 __all__ = ["CURSOR_BUCKET", "BusConsumer", "ConsumerStats"]
