@@ -21,6 +21,7 @@ up to the last flush.
 from __future__ import annotations
 
 import enum
+import errno
 import gzip
 import io
 import zlib
@@ -33,6 +34,7 @@ import msgspec
 import orjson
 
 from engine_adapters.capture_diagnose import PROBLEM_TEXT_CHARS, diagnose, problem_text
+from engine_adapters.capture_files import MultiSource, SourceError, TornTail, resolve_source
 from engine_adapters.capture_writer import (  # re-exported: the writer lives beside the reader
     CaptureWriter,
     encode_line,
@@ -43,6 +45,7 @@ from engine_adapters.capture_writer import (  # re-exported: the writer lives be
 
 #: First bytes of every gzip member (RFC 1952 section 2.3.1, ID1 ID2).
 GZIP_MAGIC = b"\x1f\x8b"
+_GLOB_CHARS = frozenset("*?[")
 
 
 class Channel(enum.Enum):
@@ -130,7 +133,8 @@ class ProblemKind(enum.Enum):
     MALFORMED = "malformed"
     #: recv_ms went backwards (allowed: clocks step); the line itself follows, unchanged.
     CLOCK_BACKWARDS = "clock_backwards"
-    #: The file cannot be read past this line (truncated/corrupt gzip, read error). Last item.
+    #: A file cannot be read past this line (truncated/corrupt gzip, a cut last line, a read
+    #: error); every line before it was read. One per torn file, after the lines.
     UNREADABLE_TAIL = "unreadable_tail"
 
 
@@ -175,30 +179,79 @@ def _open(path: str | Path) -> io.BufferedReader | gzip.GzipFile:
 
 
 class CaptureBytes:
-    """`(line_no, line bytes)` of one capture file in file order, plain or gzip.
+    """`(line_no, line bytes)` of a capture source in time order: one file, a folder, a glob.
 
-    The one byte source of capture reading (`capture_byte_lines` builds it): a reader of
-    folders, globs or torn-gzip-tolerant hour files replaces it there and nowhere else.
-    Opening happens at construction (an `OSError` is raised then); iterating is the file's
-    own C-level line iterator.
+    The one byte source of capture reading (`capture_byte_lines` builds it). A regular file,
+    a folder of hour files or a glob is read by `capture_files.MultiSource` (files in time
+    order, one running line number, a torn gzip or a cut last line read up to its last
+    complete line; `.tails` then says what was unreadable, `.locate(n)` maps a running line
+    number back to (file, line)). A pipe (`/dev/fd/N`, no seeking) is read as one stream.
+    Opening happens at construction: a missing file raises `FileNotFoundError`, a folder or
+    glob naming no capture file `SourceError`.
     """
 
-    __slots__ = ("_f", "_lines", "compressed")
+    __slots__ = ("_f", "_lines", "_multi", "compressed", "paths")
 
-    def __init__(self, path: str | Path) -> None:
-        self._f = f = _open(path)
+    def __init__(self, source: str | Path) -> None:
+        text = str(source)
+        p = Path(text)
+        self._f: io.BufferedReader | gzip.GzipFile | None = None
+        self._multi: MultiSource | None = None
+        if p.exists() and not p.is_file() and not p.is_dir():  # a pipe: one forward pass
+            self._f = f = _open(p)
+            self.paths: tuple[Path, ...] = (p,)
+            self.compressed = isinstance(f, gzip.GzipFile)
+            self._lines: Iterable[tuple[int, bytes]] = enumerate(f, 1)
+            return
+        if p.is_file():
+            self.paths = (p,)
+        elif not p.exists() and not _GLOB_CHARS & set(text):
+            raise FileNotFoundError(errno.ENOENT, "capture does not exist (give a file, a "
+                                    "folder or a glob of capture files)", text)
+        else:
+            self.paths = resolve_source(text)
+        heads = []
+        for q in self.paths:  # every file opens now (an OSError here, not mid-run)
+            with open(q, "rb") as f0:
+                heads.append(f0.read(2))
         #: Read through gzip (a failure past the start is "unreadable compressed data").
-        self.compressed = isinstance(f, gzip.GzipFile)
-        # (a buffered reader over GzipFile would split lines in C, but it loses the lines
-        # decoded in the same block as a torn tail: the torn-tail-tolerant reader of
-        # capture_files is the one to swap in here)
-        self._lines: Iterable[bytes] = f
+        self.compressed = any(h == GZIP_MAGIC for h in heads)
+        self._multi = MultiSource(self.paths)
+        self._lines = self._multi
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
-        return enumerate(self._lines, 1)
+        return iter(self._lines)
+
+    @property
+    def tails(self) -> tuple[TornTail, ...]:
+        """The torn ends met so far (complete once the iteration has ended)."""
+        return () if self._multi is None else tuple(self._multi.tails)
+
+    def locate(self, line_no: int) -> tuple[Path, int]:
+        """(file, line in it) of a running line number already read."""
+        if self._multi is None:
+            return self.paths[0], line_no
+        return self._multi.locate(line_no)
+
+    def running_line(self, tail: TornTail) -> int:
+        """The running line number at which `tail`'s file became unreadable."""
+        if self._multi is not None:
+            for span in self._multi.spans:
+                if span.path == tail.path:
+                    return span.first_line + tail.line_no - 1
+        return tail.line_no
 
     def close(self) -> None:
-        self._f.close()
+        if self._f is not None:
+            self._f.close()
+
+
+def tail_problem(src: CaptureBytes, tail: TornTail) -> CaptureProblem:
+    """The `UNREADABLE_TAIL` problem of one torn file end (every line before it was read)."""
+    what = "compressed data" if tail.path.name.endswith(".gz") or src.compressed else "file"
+    return CaptureProblem(line_no=src.running_line(tail), kind=ProblemKind.UNREADABLE_TAIL,
+                          reason=f"unreadable {what} after line {tail.line_no - 1} "
+                                 f"(cut off: writer killed?): {tail}")
 
 
 def capture_byte_lines(path: str | Path) -> CaptureBytes:
@@ -289,6 +342,8 @@ def decode_capture(src: CaptureBytes) -> Iterator[CaptureLine | CaptureProblem]:
                         yield item
                         continue
             yield CaptureProblem(line_no=line_no, reason=diagnose(doc), text=problem_text(line))
+        for tail in src.tails:  # torn ends (a killed writer): reported after the lines
+            yield tail_problem(src, tail)
     except (EOFError, OSError, zlib.error) as exc:
         # EOFError: gzip stream ends without its trailer (killed writer, partial copy);
         # BadGzipFile (an OSError) / zlib.error: corrupt bytes. Nothing after this is usable.
@@ -311,6 +366,7 @@ __all__ = [
     "HealthLine",
     "ProblemKind",
     "RestLine",
+    "SourceError",
     "WsLine",
     "capture_byte_lines",
     "decode_capture",
@@ -319,5 +375,6 @@ __all__ = [
     "iter_capture",
     "open_capture",
     "rest_doc",
+    "tail_problem",
     "ws_doc",
 ]

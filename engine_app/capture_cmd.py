@@ -1,8 +1,10 @@
 """`capture`: record raw Binance messages with their receive time, no engine (SPEC section 6).
 
-The same transports as `live` feed a `CaptureWriter` instead of a session: every WS frame,
+The same transports as `live` feed a recording instead of a session: every WS frame,
 every REST answer (open interest, premiumIndex, any status) and every health notice, in
-receive order. `run` replays the file offline.
+receive order. A folder `--out` gets crash-safe UTC-hour files (`Recorder`: gzip members
+flushed every second, a new file per hour and per start); a `.jsonl[.gz]` name gets one
+file. `run` replays the file, the folder or a glob of it offline.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ from pathlib import Path
 from engine_adapters.binance.endpoints import universe_streams
 from engine_adapters.binance.rest_client import RestClient
 from engine_adapters.binance.ws_client import HealthNotice, WsFeed
-from engine_adapters.capture import CaptureWriter
-from engine_app.live import LiveOptions, resolve_symbols
+from engine_app.live import LiveOptions, open_recording, poll_recording, resolve_symbols
 
 
 async def capture(opts: LiveOptions, out: Path, *, say: Callable[[str], None] = print
@@ -29,7 +30,7 @@ async def capture(opts: LiveOptions, out: Path, *, say: Callable[[str], None] = 
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    with CaptureWriter(out) as w:
+    with open_recording(out, opts.capture_prefix) as w:
         def on_rest(recv_ms: int, path: str, query: str, status: int, body: str) -> None:
             w.write_rest(recv_ms, path, query, status, body)
 
@@ -52,8 +53,8 @@ async def capture(opts: LiveOptions, out: Path, *, say: Callable[[str], None] = 
                     if left is not None and left <= 0:
                         break
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=min(1.0, left or 1.0))
-                    w.flush()  # a killed capture loses at most about a second
+                        await asyncio.wait_for(stop.wait(), timeout=min(0.25, left or 0.25))
+                    poll_recording(w)  # a killed capture loses at most about a second
             finally:
                 feed.stop()
                 rest.stop()

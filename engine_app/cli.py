@@ -45,17 +45,26 @@ def cmd_run(a: argparse.Namespace) -> int:
         from engine_app.bus_cmd import cmd_run_bus
 
         return cmd_run_bus(a)
-    from engine_app.bootstrap import open_session, run_capture
+    from engine_adapters.capture import CaptureBytes, SourceError, decode_capture
+    from engine_app.bootstrap import open_session, run_lines
     from engine_app.summary import print_summary
 
     cap = Path(a.capture)
-    if not cap.is_file():
-        raise InputError(f"capture {cap} does not exist or is not a file")
+    try:  # a file, a folder of hour files or a glob, in time order
+        src = CaptureBytes(a.capture)
+    except (SourceError, OSError) as exc:
+        raise InputError(f"run: {exc}") from None
     cfg = load_config(a.config)
-    symbols = parse_symbols(a.symbols) if a.symbols else symbols_in_capture(cap)
+    symbols = parse_symbols(a.symbols) if a.symbols else symbols_in_capture(src.paths)
     if not symbols:
         raise InputError(f"{cap}: no symbol found in the capture; pass --symbols")
-    dd = DataDir.at(a.data_dir or Path("data") / cap.name.split(".")[0])
+    if len(src.paths) > 1:
+        say(f"run: {len(src.paths)} capture files in time order, {src.paths[0].name} .. "
+            f"{src.paths[-1].name}")
+    stem = cap.name.split(".")[0]
+    if not stem or set(stem) & set("*?["):  # a glob: name the data dir after its folder
+        stem = cap.parent.name or "capture"
+    dd = DataDir.at(a.data_dir or Path("data") / stem)
     if dd.log.is_dir() and any(dd.log.iterdir()):
         raise UsageError(f"{dd.root} already holds a log; `run` writes a fresh data dir "
                          f"(pick another --data-dir or delete it)")
@@ -74,9 +83,11 @@ def cmd_run(a: argparse.Namespace) -> int:
                 advance(n - seen[0])
                 seen[0] = n
 
-            lines = run_capture(session, cap, progress=on_lines)
+            lines = run_lines(session, decode_capture(src), progress=on_lines)
     finally:
         session.close()
+    for tail in src.tails:  # what a killed writer left: said, not an error (exit 0)
+        say(f"run: {tail}")
     elapsed = time.perf_counter() - t0
     print_summary(session, dd, elapsed=elapsed, lines=lines, as_json=a.json)
     return EXIT_OK
@@ -137,7 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     r = sub.add_parser("run", help="play a capture file offline (virtual clock) into a data dir")
-    r.add_argument("capture", help="capture file (.jsonl or .jsonl.gz)")
+    r.add_argument("capture", help="capture file (.jsonl or .jsonl.gz), a folder of hour files "
+                                   "or a quoted glob of them (played in time order)")
     r.add_argument("--data-dir", help="output data dir (default: data/<capture name>)")
     r.add_argument("--config", help="TOML config file (default: built-in defaults)")
     r.add_argument("--symbols", help="universe, e.g. BTCUSDT,ETHUSDT (default: from capture)")

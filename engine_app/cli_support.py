@@ -11,6 +11,8 @@ import argparse
 import re
 import sys
 import tomllib
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,22 +88,26 @@ _SYMBOL_PATTERNS = (re.compile(rb'\\"s\\": ?\\"([A-Z0-9]{2,30})\\"'),
                     re.compile(rb'symbol=([A-Z0-9]{2,30})'))
 
 
-def symbols_in_capture(path: Path) -> tuple[str, ...]:
-    """The universe of a capture: every symbol named in a frame or a REST query."""
+def symbols_in_capture(paths: Path | Sequence[Path]) -> tuple[str, ...]:
+    """The universe of a capture (one file or a recording's files): every symbol named in a
+    frame or a REST query. A torn end stops the scan of its file only."""
     found: set[str] = set()
-    tail = b""
-    try:
-        with open_capture(path) as f:
-            # big blocks, not lines: one regex pass per MiB (a symbol cut by a block boundary
-            # is found again in the overlap carried into the next block)
-            while block := f.read(1 << 22):
-                chunk = tail + block
-                for pat in _SYMBOL_PATTERNS:
-                    found.update(m.decode() for m in pat.findall(chunk))
-                tail = block[-64:]
-    except (OSError, EOFError) as exc:
-        if not found:
-            raise InputError(f"cannot read capture {path}: {exc}") from None
+    failed: list[str] = []
+    for path in (paths,) if isinstance(paths, Path) else paths:
+        tail = b""
+        try:
+            with open_capture(path) as f:
+                # big blocks, not lines: one regex pass per MiB (a symbol cut by a block
+                # boundary is found again in the overlap carried into the next block)
+                while block := f.read(1 << 22):
+                    chunk = tail + block
+                    for pat in _SYMBOL_PATTERNS:
+                        found.update(m.decode() for m in pat.findall(chunk))
+                    tail = block[-64:]
+        except (OSError, EOFError, zlib.error) as exc:
+            failed.append(f"{path}: {exc}")
+    if failed and not found:
+        raise InputError(f"cannot read capture {failed[0]}")
     return tuple(sorted(found))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -93,48 +94,91 @@ def _options(a: argparse.Namespace, cfg: Any, data_dir: Path) -> LiveOptions:
 
     if a.symbols and a.top:
         raise UsageError("use --symbols or --top, not both")
-    if a.top is not None and a.top <= 0:
-        raise UsageError("--top wants a positive number")
+    top = _top(a.top)
     if a.duration is not None and a.duration <= 0:
         raise UsageError("--duration wants a positive number of seconds")
     return LiveOptions(
         data_dir=data_dir, cfg=cfg, symbols=parse_symbols(a.symbols) if a.symbols else None,
-        top=a.top, duration_s=a.duration, ws_url=a.ws_url, rest_url=a.rest_url,
+        top=top, duration_s=a.duration, ws_url=a.ws_url, rest_url=a.rest_url,
         metrics_port=getattr(a, "metrics_port", None),
         capture=Path(a.capture) if getattr(a, "capture", None) else None,
+        capture_prefix=_prefix(getattr(a, "prefix", None) or "capture"),
         fsync=getattr(a, "fsync", "interval:4"),
         allow_config_change=getattr(a, "allow_config_change", False))
 
 
+def _top(text: str | None) -> int | str | None:
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise UsageError(f"--top wants a positive number or 'all', got {text!r}")
+    return n
+
+
+def _prefix(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", text):
+        raise UsageError(f"--prefix wants a plain file-name part (letters, digits, _ . -), "
+                         f"got {text!r}")
+    return text
+
+
+def _check_recording(out: Path, flag: str) -> None:
+    """A file name must be new; a folder may exist (hour files are never overwritten)."""
+    from engine_app.live import SINGLE_FILE_SUFFIXES
+
+    if out.name.endswith(SINGLE_FILE_SUFFIXES):
+        if out.exists():
+            raise UsageError(f"{flag} {out} exists; capture never overwrites a recording "
+                             f"(give a new name, or a folder for hour files)")
+    elif out.exists() and not out.is_dir():
+        raise UsageError(f"{flag} {out} is a file that is not .jsonl/.jsonl.gz; give a folder "
+                         f"for hour files or a new .jsonl.gz name")
+
+
+def _network_errors() -> tuple[type[Exception], ...]:
+    """What a network command turns into one line and exit 2 (no traceback)."""
+    from engine_adapters.binance.universe import ExchangeAnswerError
+    from engine_adapters.recorder import RecorderError
+    from engine_app.live import LiveError
+
+    return LiveError, ExchangeAnswerError, RecorderError
+
+
 def cmd_live(a: argparse.Namespace) -> int:
-    from engine_app.live import LiveError, LiveRunner
+    from engine_app.live import LiveRunner
 
     cfg, app = load_config_file(a.config)
     dd = Path(a.data_dir or "data/live")
     opts = _options(a, cfg, dd)
+    if opts.capture is not None:
+        _check_recording(opts.capture, "--capture")
     out = Output(as_json=a.json, app=app, title="live")
     runner = LiveRunner(opts, sinks=out.sinks, on_tick=out.on_tick, say=say)
     t0 = time.monotonic()
     try:
         session = asyncio.run(out.around(runner.run))
-    except LiveError as exc:
-        raise InputError(str(exc)) from None
+    except _network_errors() as exc:
+        raise InputError(f"live: {exc}") from None
     print_summary(session, DataDir.at(dd), elapsed=time.monotonic() - t0, as_json=a.json)
     return EXIT_OK
 
 
 def cmd_capture(a: argparse.Namespace) -> int:
     from engine_app.capture_cmd import capture
-    from engine_app.live import LiveError
 
     out = Path(a.out)
-    if out.exists():
-        raise UsageError(f"{out} exists; capture never overwrites a recording")
+    _check_recording(out, "--out")
     opts = _options(a, None, Path("."))
     try:
         lines, symbols = asyncio.run(capture(opts, out, say=say))
-    except LiveError as exc:
-        raise InputError(str(exc)) from None
+    except _network_errors() as exc:
+        raise InputError(f"capture: {exc}") from None
     say(f"capture: {lines:,} lines for {len(symbols)} symbols in {out}")
     print(out)
     return EXIT_OK
@@ -191,7 +235,8 @@ def add_commands(sub: Any) -> None:
     """Register live, capture, demo and report on the main parser's subparsers."""
     def network(p: argparse.ArgumentParser) -> None:
         p.add_argument("--symbols", help="comma-separated universe, e.g. BTCUSDT,ETHUSDT")
-        p.add_argument("--top", type=int, help="the N USDT perpetuals with most 24h volume")
+        p.add_argument("--top", help="N: the N USDT perpetuals with most 24h volume; all: "
+                                     "every TRADING USDT perpetual (the whole market)")
         p.add_argument("--duration", type=float, help="stop cleanly after this many seconds")
         p.add_argument("--ws-url", default=LIVE_WS_BASE,
                        help=f"WebSocket base (default {LIVE_WS_BASE}; /public and /market "
@@ -204,7 +249,11 @@ def add_commands(sub: Any) -> None:
     lv.add_argument("--config", help="TOML config (engine tables plus [[sinks.webhook]])")
     lv.add_argument("--data-dir", help="data dir (default data/live; a restart continues it)")
     lv.add_argument("--metrics-port", type=int, help="serve /metrics and /health on 127.0.0.1")
-    lv.add_argument("--capture", help="also record every raw message to this capture file")
+    lv.add_argument("--capture", metavar="DIR_OR_FILE",
+                    help="also record every raw message: a folder gets crash-safe UTC-hour "
+                         "files PREFIX-YYYYMMDDTHH.jsonl.gz; a .jsonl[.gz] name one file")
+    lv.add_argument("--prefix", default="capture",
+                    help="file-name prefix of the hour files (default capture)")
     lv.add_argument("--fsync", default="interval:4", type=fsync_policy,
                     help="none | tick | interval:N (default interval:4)")
     lv.add_argument("--allow-config-change", action="store_true",
@@ -212,9 +261,14 @@ def add_commands(sub: Any) -> None:
     lv.add_argument("--json", action="store_true", help="alerts as JSON lines, no live view")
     lv.set_defaults(func=cmd_live)
 
-    cp = sub.add_parser("capture", help="record raw messages to a capture file (no engine)")
+    cp = sub.add_parser("capture", help="record raw messages to capture files (no engine)")
     network(cp)
-    cp.add_argument("--out", required=True, help="capture file (.jsonl or .jsonl.gz)")
+    cp.add_argument("--out", required=True, metavar="DIR_OR_FILE",
+                    help="a folder: crash-safe UTC-hour files PREFIX-YYYYMMDDTHH[-N].jsonl.gz "
+                         "(gzip members flushed every second, a new file per hour and per "
+                         "start); a .jsonl or .jsonl.gz name: one file")
+    cp.add_argument("--prefix", default="capture",
+                    help="file-name prefix of the hour files (default capture)")
     cp.set_defaults(func=cmd_capture)
 
     dm = sub.add_parser("demo", help="the built-in default: a simulated exchange, ~90 s")

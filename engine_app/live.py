@@ -23,17 +23,12 @@ import attrs
 import engine_core as ec
 from engine_adapters.binance.dedup import IdGap
 from engine_adapters.binance.endpoints import LIVE_REST_BASE, LIVE_WS_BASE, universe_streams
-from engine_adapters.binance.messages import ApiError
 from engine_adapters.binance.rest_client import RestClient, RestClientConfig
-from engine_adapters.binance.rest_payloads import (
-    parse_exchange_info,
-    parse_ticker_24hr,
-    top_by_quote_volume,
-    usdt_perpetuals,
-)
+from engine_adapters.binance.universe import resolve_universe
 from engine_adapters.binance.ws_client import HealthNotice, WsClientConfig, WsFeed
 from engine_adapters.capture import CaptureWriter
 from engine_adapters.clock import RealClock
+from engine_adapters.recorder import Recorder
 from engine_app.bootstrap import open_session
 from engine_app.datadir import ENGINE_VERSION, DataDir
 from engine_app.metrics import Metrics, serve_metrics
@@ -48,12 +43,15 @@ class LiveOptions:
     data_dir: Path
     cfg: ec.Config
     symbols: tuple[str, ...] | None = None
-    top: int | None = None
+    #: N most traded by 24 h quote volume, or "all" (every TRADING USDT perpetual).
+    top: int | str | None = None
     duration_s: float | None = None
     ws_url: str = LIVE_WS_BASE
     rest_url: str = LIVE_REST_BASE
     metrics_port: int | None = None
     capture: Path | None = None
+    #: File-name prefix of the hour files when `capture` is a folder.
+    capture_prefix: str = "capture"
     fsync: str = "interval:4"
     allow_config_change: bool = False
     overload_lag_ms: int = 1000
@@ -67,29 +65,41 @@ class LiveError(Exception):
 
 
 async def resolve_symbols(rest: RestClient, opts: LiveOptions) -> tuple[str, ...]:
-    """--symbols as given (checked against exchangeInfo when reachable), or --top N."""
-    res = await rest.request("/fapi/v1/exchangeInfo", None, weight=1)
-    tradable: tuple[str, ...] | None = None
-    if res is not None and res.status == 200:
-        infos = parse_exchange_info(res.body)
-        if isinstance(infos, tuple):
-            tradable = usdt_perpetuals(infos)
-    if opts.top is not None:
-        if tradable is None:
-            raise LiveError("--top needs exchangeInfo, which could not be fetched")
-        t = await rest.request("/fapi/v1/ticker/24hr", None, weight=40)
-        if t is None or t.status != 200:
-            raise LiveError("--top needs /fapi/v1/ticker/24hr, which could not be fetched")
-        pairs = parse_ticker_24hr(t.body)
-        if isinstance(pairs, ApiError) or not isinstance(pairs, tuple):
-            raise LiveError(f"--top: unusable ticker/24hr answer: {pairs}")
-        return tuple(sorted(top_by_quote_volume(pairs, opts.top, allowed=tradable)))
-    wanted = opts.symbols or DEFAULT_SYMBOLS
-    if tradable is not None:
-        missing = sorted(set(wanted) - set(tradable))
-        if missing:
-            raise LiveError(f"not trading USDT perpetuals on this exchange: {', '.join(missing)}")
-    return tuple(sorted(set(wanted)))
+    """--symbols (checked against exchangeInfo when reachable), --top N or --top all.
+
+    Raises `ExchangeAnswerError` naming the endpoint for an unusable exchange answer
+    (wrong shape, duplicate symbols, an empty universe).
+    """
+    return await resolve_universe(rest, symbols=opts.symbols, top=opts.top,
+                                  default=DEFAULT_SYMBOLS)
+
+
+#: What `capture --out` / `live --capture` write: hour files, or one file for a file name.
+Recording = Recorder | CaptureWriter
+#: File names that mean "one capture file" rather than "a folder of hour files".
+SINGLE_FILE_SUFFIXES = (".jsonl", ".jsonl.gz")
+
+
+def wall_ms() -> int:
+    """The wall clock in epoch ms: the receive times of frames and the recorder's hours."""
+    return time.time_ns() // 1_000_000
+
+
+def open_recording(out: Path, prefix: str = "capture", *,
+                   clock_ms: Callable[[], int] = wall_ms) -> Recording:
+    """A folder `out` -> crash-safe hour files `out/PREFIX-YYYYMMDDTHH[-N].jsonl.gz`;
+    a name ending in .jsonl or .jsonl.gz -> that one file (no rotation; for short runs)."""
+    if out.name.endswith(SINGLE_FILE_SUFFIXES):
+        return CaptureWriter(out)
+    return Recorder(out, prefix, clock_ms=clock_ms)
+
+
+def poll_recording(rec: Recording) -> None:
+    """The timer hook: flush what is due (and end a finished hour of a Recorder)."""
+    if isinstance(rec, Recorder):
+        rec.poll()
+    else:
+        rec.flush()
 
 
 class LiveRunner:
@@ -104,7 +114,7 @@ class LiveRunner:
         self.say = say
         self.metrics = Metrics()
         self.session: Session | None = None
-        self.capture: CaptureWriter | None = None
+        self.capture: Recording | None = None
         self.feed: WsFeed | None = None
         self.rest: RestClient | None = None
         self.clock = RealClock()
@@ -192,7 +202,7 @@ class LiveRunner:
             for m in session.recovery_messages:
                 self.say(f"live: {m}")
             if opts.capture is not None:
-                self.capture = CaptureWriter(opts.capture)
+                self.capture = open_recording(opts.capture, opts.capture_prefix)
             self.feed = feed = WsFeed(opts.ws_url, universe_streams(symbols),
                                       on_frame=self._frame, on_health=self._health,
                                       config=opts.ws_config, seed=opts.seed)
@@ -254,7 +264,7 @@ class LiveRunner:
             session.step_tick(tick.tick_id)
             self.metrics.observe_tick(tick.lag_ms, time.perf_counter() - t0)
             if self.capture is not None:
-                self.capture.flush()
+                poll_recording(self.capture)
             if self.on_tick is not None:
                 self.on_tick(self)
             if stop:

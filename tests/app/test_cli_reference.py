@@ -12,13 +12,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "cli.md"
-BLOCK = re.compile(r"<!-- help: (\S+) -->\s*```[a-z]*\n(.*?)```", re.S)
+BLOCK = re.compile(r"<!-- help: ([a-z][a-z ]*?) -->\s*```[a-z]*\n(.*?)```", re.S)
 COMMANDS = ("main", "run", "verify", "replay", "export", "live", "capture", "demo", "report",
-            "sweep")
+            "sweep", "archive", "archive fetch", "archive import", "evaluate")
 
 
 def help_text(command: str) -> str:
-    argv = [sys.executable, "-m", "engine_app", *([] if command == "main" else [command]),
+    argv = [sys.executable, "-m", "engine_app", *([] if command == "main" else command.split()),
             "--help"]
     env = dict(os.environ, COLUMNS="100")
     return subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT,
