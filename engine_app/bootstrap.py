@@ -83,7 +83,7 @@ def run_lines(session: Session, items: Iterable[CaptureItem], *,
     take_ws = ingest.ws
     take = ingest.line
     step_tick = session.step_tick
-    tick_ms = ec.TICK_MS
+    tick_of = ec.tick_of_recv_ms
     for item in items:
         if isinstance(item, CaptureProblem):
             if item.kind is not ProblemKind.CLOCK_BACKWARDS:
@@ -96,7 +96,7 @@ def run_lines(session: Session, items: Iterable[CaptureItem], *,
         recv = item.recv_ms
         if until_ms is not None and recv >= until_ms:
             break
-        t = recv // tick_ms + 1  # ec.tick_of_recv_ms, inlined: once per line
+        t = tick_of(recv)
         if t != last_t:  # step every tick before this message's (empty ones too)
             last_t = t
             if nxt is None:
