@@ -5,8 +5,11 @@ notices; each goes to the session's `Ingest` (parse, dedup, tick assignment, qua
 `--capture`, to a capture file with the same receive time, so that `run` of that capture
 replays this very session. The clock steps every tick in order; a late tick is stepped with
 CATCH_UP, a tick that started more than `overload_lag_ms` late with OVERLOAD, both visible in
-the records' flags. aggTrade id gaps are fetched back over REST; what cannot be fetched back
-is recorded as TRADE_GAP with the number of trades lost.
+the records' flags. aggTrade id gaps go to one bounded backfill (binance/backfill.py:
+coalesced per symbol, a bounded queue, within the weight the pollers leave); what it gives up
+is recorded as TRADE_GAP with the number of trades still missing (captured, so replayable).
+The universe is `--symbols`, `--top N` or `--top all` (binance/universe.py), the OI and
+funding cadences those of `market_plan.plan_polling`.
 """
 
 from __future__ import annotations
@@ -21,8 +24,11 @@ from pathlib import Path
 import attrs
 
 import engine_core as ec
+from engine_adapters.binance.backfill import BackfillConfig, BackfillScheduler, GivenUp
+from engine_adapters.binance.backfill_runner import BackfillRunner, rest_fetch
 from engine_adapters.binance.dedup import IdGap
 from engine_adapters.binance.endpoints import LIVE_REST_BASE, LIVE_WS_BASE, universe_streams
+from engine_adapters.binance.market_plan import plan_polling
 from engine_adapters.binance.rest_client import RestClient, RestClientConfig
 from engine_adapters.binance.universe import resolve_universe
 from engine_adapters.binance.ws_client import HealthNotice, WsClientConfig, WsFeed
@@ -57,6 +63,8 @@ class LiveOptions:
     overload_lag_ms: int = 1000
     ws_config: WsClientConfig = attrs.field(factory=WsClientConfig)
     rest_config: RestClientConfig = attrs.field(factory=RestClientConfig)
+    #: Bounds of the aggTrade backfill (its window is the REST config's).
+    backfill: BackfillConfig = attrs.field(factory=BackfillConfig)
     seed: int = 0
 
 
@@ -119,7 +127,8 @@ class LiveRunner:
         self.rest: RestClient | None = None
         self.clock = RealClock()
         self._stop = asyncio.Event()
-        self._backfills: set[asyncio.Task[None]] = set()
+        #: The bounded aggTrade backfill (set once the universe is known).
+        self.backfill: BackfillRunner | None = None
         #: Where /metrics and /health are served (set once the server is up).
         self.metrics_url: str | None = None
 
@@ -158,22 +167,20 @@ class LiveRunner:
         self.metrics.health[kind.name] += 1
 
     def _gap(self, gap: IdGap) -> None:
-        """An aggTrade id gap: fetch it back; record what stays missing (never silently)."""
+        """An aggTrade id gap: queued for the bounded backfill (coalesced per symbol)."""
         self.metrics.gaps += 1
-        task = asyncio.get_running_loop().create_task(self._backfill(gap))
-        self._backfills.add(task)
-        task.add_done_callback(self._backfills.discard)
+        if self.backfill is not None:
+            self.backfill.gap(gap)
 
-    async def _backfill(self, gap: IdGap) -> None:
-        assert self.rest is not None and self.session is not None
-        await self.rest.aggtrades_backfill(gap.symbol, gap.first, gap.last)
-        # the pages went through _rest -> session already; whatever is still open is lost,
-        # and the session closes the gap when it takes the notice (captured, so replayable)
-        lost = self.session.ingest.dedup.missing_in(gap)
-        if lost:
+    def _given_up(self, g: GivenUp) -> None:
+        """Ids the backfill will not fetch: whatever is still missing is a TRADE_GAP notice,
+        captured (so `run` of the capture closes the same gap) and counted."""
+        if self.session is None:
+            return
+        lost = self.session.ingest.dedup.missing_in(g.gap)
+        if lost > 0:
             self.metrics.trades_lost += lost
-            now = time.time_ns() // 1_000_000
-            self._note_health(now, gap.symbol, ec.HealthKind.TRADE_GAP, lost, gap=gap)
+            self._note_health(wall_ms(), g.symbol, ec.HealthKind.TRADE_GAP, lost, gap=g.gap)
 
     # ---------------------------------------------------------------- main
     async def run(self) -> Session:
@@ -188,6 +195,14 @@ class LiveRunner:
             symbols = await resolve_symbols(rest, opts)
             if not symbols:
                 raise LiveError("no symbols to follow")
+            poll = plan_polling(len(symbols), opts.rest_config)
+            window_s = opts.rest_config.window_s
+            sched = BackfillScheduler(
+                attrs.evolve(opts.backfill, window_s=window_s),
+                weight_per_window=int(poll.backfill_per_min * window_s / 60.0))
+            self.backfill = backfill = BackfillRunner(
+                sched, rest_fetch(rest), on_give_up=self._given_up, now_ms=wall_ms,
+                wall_s=time.time)
             off = await rest.server_time_offset()
             if off is not None:
                 self.metrics.clock_offset_ms = off.offset_ms
@@ -213,16 +228,17 @@ class LiveRunner:
             self.say(f"live: {len(symbols)} symbols, {len(feed.specs)} connections, "
                      f"ws {opts.ws_url}, rest {opts.rest_url} -> {dd.root}")
             tasks = [asyncio.create_task(feed.run()), asyncio.create_task(
-                rest.poll_forever(symbols))]
+                rest.poll_forever(symbols, oi_cycle_s=poll.oi_cycle_s,
+                                  premium_interval_s=poll.premium_interval_s)),
+                     asyncio.create_task(backfill.run())]
             tune_gc()  # start-up objects need no more GC scans: shorter tick pauses
             try:
                 await self._tick_loop(session)
             finally:
                 feed.stop()
                 rest.stop()
-                for t in list(self._backfills):
-                    t.cancel()
-                await asyncio.gather(*tasks, *self._backfills, return_exceptions=True)
+                backfill.stop()
+                await asyncio.gather(*tasks, return_exceptions=True)
                 # the tick in progress: its messages are stepped, not dropped
                 with contextlib.suppress(ValueError):
                     session.drain()

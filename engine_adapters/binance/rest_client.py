@@ -291,12 +291,18 @@ class RestClient:
         factor = max(1.0, per_min / allowed) if allowed > 0 else 1.0
         return cfg.oi_interval_s * factor, cfg.premium_interval_s * factor
 
-    async def poll_forever(self, symbols: Sequence[str]) -> None:
-        """Poll open interest round-robin and premiumIndex (all symbols) until stop()."""
+    async def poll_forever(self, symbols: Sequence[str], *, oi_cycle_s: float | None = None,
+                           premium_interval_s: float | None = None) -> None:
+        """Poll open interest round-robin and premiumIndex (all symbols) until stop().
+
+        The cadences default to `poll_intervals`; a whole-market plan
+        (market_plan.plan_polling) passes its own."""
         syms = sorted(symbols)
         if not syms:
             return
         oi_cycle, prem = self.poll_intervals(len(syms))
+        oi_cycle = oi_cycle if oi_cycle_s is None else oi_cycle_s
+        prem = prem if premium_interval_s is None else premium_interval_s
         await asyncio.gather(self._poll_oi(syms, oi_cycle), self._poll_premium(syms, prem))
 
     async def _poll_oi(self, syms: list[str], cycle_s: float) -> None:

@@ -57,6 +57,10 @@ class Faults:
     oversized_prob: float = 0.0
     oversized_bytes: int = 1 << 20
     nan_prob: float = 0.0
+    #: Lose a published payload of a stream ending in `drop_suffix` before any subscriber
+    #: gets it (a gap storm: agg ids go missing on the WS, REST still serves them).
+    drop_prob: float = 0.0
+    drop_suffix: str = "@aggTrade"
     #: Answer the next N REST requests with 429 + Retry-After `retry_after_s`.
     rest_429_next: int = 0
     retry_after_s: int = 1
@@ -99,6 +103,8 @@ class FakeStats:
     duplicated: int = 0
     reordered: int = 0
     malformed: int = 0
+    #: Payloads lost by `drop_prob` (never sent to anyone).
+    dropped: int = 0
     oversized: int = 0
     nan: int = 0
     pings_sent: int = 0

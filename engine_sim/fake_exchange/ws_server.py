@@ -121,6 +121,10 @@ class WsHub:
         if asyncio.get_running_loop().time() < self.stall_until:
             self.stats.frames_dropped_stall += len(subs)
             return 0
+        f = self.faults
+        if f.drop_prob and stream.endswith(f.drop_suffix) and f.rng.random() < f.drop_prob:
+            self.stats.dropped += 1
+            return 0
         wrapped: str | None = None
         sent = 0
         for conn in list(subs.values()):
