@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,12 @@ class MarketState:
         self.trades: dict[str, list[TradeReceived]] = {s: [] for s in symbols}
         self.trade_ids: dict[str, list[int]] = {s: [] for s in symbols}
         self._history = history
+        #: exchangeInfo `status` per symbol where it is not TRADING (TRADING_HALT,
+        #: SETTLING, ...); a symbol mapped to "" is left out of the answer (delisted).
+        self.status: dict[str, str] = {}
+        #: Served verbatim as the exchangeInfo body when set (answers of a wrong shape,
+        #: duplicate symbols: what a client must refuse clearly).
+        self.exchange_info_body: str | None = None
 
     def add_trade(self, ev: TradeReceived) -> None:
         trades = self.trades.setdefault(ev.symbol, [])
@@ -207,11 +214,17 @@ class RestApi:
         return self._ok(render.premium_index_body(ev))
 
     def _exchange_info(self, request: web.Request) -> web.Response:
-        return self._ok(
-            render.exchange_info_body(
-                self.market.symbols, server_time_ms=time.time_ns() // 1_000_000
-            )
-        )
+        m = self.market
+        if m.exchange_info_body is not None:
+            return self._ok(m.exchange_info_body)
+        listed = [s for s in m.symbols if m.status.get(s, "TRADING")]
+        body = render.exchange_info_body(listed, server_time_ms=time.time_ns() // 1_000_000)
+        if m.status:
+            doc = json.loads(body)
+            for info in doc["symbols"]:
+                info["status"] = m.status.get(info["symbol"], info["status"])
+            body = render.dumps(doc)
+        return self._ok(body)
 
     def _ticker(self, request: web.Request) -> web.Response:
         now_ms = time.time_ns() // 1_000_000
