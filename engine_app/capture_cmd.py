@@ -16,10 +16,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from engine_adapters.binance.endpoints import universe_streams
+from engine_adapters.binance.market_plan import plan_polling
 from engine_adapters.binance.rest_client import RestClient
 from engine_adapters.binance.ws_client import HealthNotice, WsFeed
-from engine_app.live import LiveOptions, open_recording, poll_recording, resolve_symbols
+from engine_app.live import (
+    LiveOptions,
+    market_streams,
+    open_recording,
+    poll_recording,
+    resolve_symbols,
+)
 
 
 async def capture(opts: LiveOptions, out: Path, *, say: Callable[[str], None] = print
@@ -40,12 +46,18 @@ async def capture(opts: LiveOptions, out: Path, *, say: Callable[[str], None] = 
         async with RestClient(opts.rest_url, on_response=on_rest, on_health=on_health,
                               config=opts.rest_config, seed=opts.seed) as rest:
             symbols = await resolve_symbols(rest, opts)
-            feed = WsFeed(opts.ws_url, universe_streams(symbols),
+            feed = WsFeed(opts.ws_url, market_streams(symbols, opts),
                           on_frame=lambda recv_ms, _c, text: w.write_ws(recv_ms, text),
-                          on_health=on_health, config=opts.ws_config, seed=opts.seed)
-            say(f"capture: {len(symbols)} symbols from {opts.ws_url} -> {out}")
+                          on_health=on_health, config=opts.ws_config, seed=opts.seed,
+                          universe=symbols)
+            poll = plan_polling(len(symbols), opts.rest_config)
+            say(f"capture: {len(symbols)} symbols, {len(feed.specs)} connections from "
+                f"{opts.ws_url} -> {out}")
+            say(f"capture: {poll.describe()}")
             tasks = [asyncio.create_task(feed.run()),
-                     asyncio.create_task(rest.poll_forever(symbols))]
+                     asyncio.create_task(rest.poll_forever(
+                         symbols, oi_cycle_s=poll.oi_cycle_s,
+                         premium_interval_s=poll.premium_interval_s))]
             deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
             try:
                 while not stop.is_set():

@@ -28,9 +28,17 @@ from engine_adapters.binance.backfill import BackfillConfig, BackfillScheduler, 
 from engine_adapters.binance.backfill_runner import BackfillRunner, rest_fetch
 from engine_adapters.binance.dedup import IdGap
 from engine_adapters.binance.endpoints import LIVE_REST_BASE, LIVE_WS_BASE, universe_streams
-from engine_adapters.binance.market_plan import plan_polling
+from engine_adapters.binance.market_plan import plan_market, plan_polling
 from engine_adapters.binance.rest_client import RestClient, RestClientConfig
-from engine_adapters.binance.universe import resolve_universe
+from engine_adapters.binance.rest_payloads import PATH_EXCHANGE_INFO
+from engine_adapters.binance.universe import (
+    ALL,
+    REFRESH_MS,
+    ExchangeAnswerError,
+    UniverseWatch,
+    exchange_symbols,
+    resolve_universe,
+)
 from engine_adapters.binance.ws_client import HealthNotice, WsClientConfig, WsFeed
 from engine_adapters.capture import CaptureWriter
 from engine_adapters.clock import RealClock
@@ -82,6 +90,19 @@ async def resolve_symbols(rest: RestClient, opts: LiveOptions) -> tuple[str, ...
                                   default=DEFAULT_SYMBOLS)
 
 
+#: From this many symbols on (and for `--top all`) the all-market markPrice and forceOrder
+#: streams replace two streams per symbol (market_plan: 2N + 2 streams instead of 4N).
+WHOLE_MARKET_FROM = 50
+
+
+def market_streams(symbols: Sequence[str], opts: LiveOptions) -> tuple[str, ...]:
+    """The streams of a session: per symbol for a small universe, else the whole-market
+    plan (checked: <= 200 streams and < 10 messages/s per connection)."""
+    if opts.top != ALL and len(symbols) < WHOLE_MARKET_FROM:
+        return universe_streams(symbols)
+    return plan_market(symbols, ws=opts.ws_config, rest=opts.rest_config).streams
+
+
 #: What `capture --out` / `live --capture` write: hour files, or one file for a file name.
 Recording = Recorder | CaptureWriter
 #: File names that mean "one capture file" rather than "a folder of hour files".
@@ -127,6 +148,8 @@ class LiveRunner:
         self.rest: RestClient | None = None
         self.clock = RealClock()
         self._stop = asyncio.Event()
+        #: How often exchangeInfo is re-read for status changes (hourly; tests shorten it).
+        self.universe_refresh_ms = REFRESH_MS
         #: The bounded aggTrade backfill (set once the universe is known).
         self.backfill: BackfillRunner | None = None
         #: Where /metrics and /health are served (set once the server is up).
@@ -146,8 +169,8 @@ class LiveRunner:
         self.metrics.frames += 1
 
     def _rest(self, recv_ms: int, path: str, query: str, status: int, body: str) -> None:
-        if self.session is None:
-            return  # start-up requests (exchangeInfo, server time) are not market data
+        if self.session is None or path == PATH_EXCHANGE_INFO:
+            return  # start-up requests and the hourly universe refresh are not market data
         if self.capture is not None:
             self.capture.write_rest(recv_ms, path, query, status, body)
         self.session.ingest.rest(recv_ms, path, query, status, body)
@@ -181,6 +204,31 @@ class LiveRunner:
         if lost > 0:
             self.metrics.trades_lost += lost
             self._note_health(wall_ms(), g.symbol, ec.HealthKind.TRADE_GAP, lost, gap=g.gap)
+
+    async def _watch_universe(self, rest: RestClient, symbols: Sequence[str]) -> None:
+        """Re-read exchangeInfo hourly; a followed symbol that halts, is delisted or trades
+        again is logged and counted (metrics health SYMBOL_HALTED / _DELISTED / _TRADING:
+        engine_core has no HealthKind for it yet, so it does not reach the records)."""
+        watch: UniverseWatch | None = None
+        while not self._stop.is_set():
+            res = await rest.request(PATH_EXCHANGE_INFO, None, weight=1)
+            try:
+                infos = None if res is None else exchange_symbols(res.status, res.body)
+            except ExchangeAnswerError as exc:
+                self.say(f"live: universe refresh: {exc}")
+                infos = None
+            if infos is not None and watch is None:
+                watch = UniverseWatch(symbols, infos, wall_ms())
+            elif infos is not None and watch is not None:
+                for ch in watch.update(infos, wall_ms()):
+                    self.metrics.health[f"SYMBOL_{ch.after.name}"] += 1
+                    self.say(f"live: {ch.symbol} is now {ch.after.value} (exchange status "
+                             f"{ch.status or 'no longer listed'}, was {ch.before.value})")
+                if watch.new_listings:
+                    self.say(f"live: listed since the start (not followed): "
+                             f"{', '.join(watch.new_listings)}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.universe_refresh_ms / 1000)
 
     # ---------------------------------------------------------------- main
     async def run(self) -> Session:
@@ -218,19 +266,21 @@ class LiveRunner:
                 self.say(f"live: {m}")
             if opts.capture is not None:
                 self.capture = open_recording(opts.capture, opts.capture_prefix)
-            self.feed = feed = WsFeed(opts.ws_url, universe_streams(symbols),
+            self.feed = feed = WsFeed(opts.ws_url, market_streams(symbols, opts),
                                       on_frame=self._frame, on_health=self._health,
-                                      config=opts.ws_config, seed=opts.seed)
+                                      config=opts.ws_config, seed=opts.seed, universe=symbols)
             metrics_runner = None
             if opts.metrics_port is not None:
                 metrics_runner = await serve_metrics(self, opts.metrics_port)
                 self.say(f"live: metrics on {self.metrics_url}/metrics and /health")
             self.say(f"live: {len(symbols)} symbols, {len(feed.specs)} connections, "
                      f"ws {opts.ws_url}, rest {opts.rest_url} -> {dd.root}")
+            self.say(f"live: {poll.describe()}")
             tasks = [asyncio.create_task(feed.run()), asyncio.create_task(
                 rest.poll_forever(symbols, oi_cycle_s=poll.oi_cycle_s,
                                   premium_interval_s=poll.premium_interval_s)),
-                     asyncio.create_task(backfill.run())]
+                     asyncio.create_task(backfill.run()),
+                     asyncio.create_task(self._watch_universe(rest, symbols))]
             tune_gc()  # start-up objects need no more GC scans: shorter tick pauses
             try:
                 await self._tick_loop(session)
@@ -238,6 +288,7 @@ class LiveRunner:
                 feed.stop()
                 rest.stop()
                 backfill.stop()
+                self._stop.set()  # the universe watch sleeps on it
                 await asyncio.gather(*tasks, return_exceptions=True)
                 # the tick in progress: its messages are stepped, not dropped
                 with contextlib.suppress(ValueError):

@@ -11,13 +11,11 @@ protocol facts of the fixtures README:
   `stale_after_s` is reported STREAM_STALE for each of its symbols and reconnected;
   STREAM_RESUMED follows the first frame after. A stream with a fixed cadence
   (markPrice: 1 s or 3 s, fact 10) silent for `stream_stale_after_s` is reported per symbol
-  even while the connection carries other data (the legacy-root failure);
-* fact 7 — before the 24 h limit the connection is rotated: the new one is opened and
-  receiving before the old one closes, so nothing is lost; the overlap's duplicates are
-  dropped upstream, by the ingest path's `EventDeduper` (dedup.py), which also reports
-  aggTrade id gaps.
-Reconnects use exponential backoff with full jitter and a cap, from a seeded RNG.
-Network failures never escape `run()`: they become counters and health notices.
+  (every symbol for `!markPrice@arr@1s`) even while the connection carries other data;
+* fact 7 — before the 24 h limit the connection is rotated: the new one is receiving before
+  the old one closes; the overlap's duplicates are dropped upstream (dedup.py).
+Reconnects use exponential backoff with full jitter and a cap, from a seeded RNG. Network
+failures never escape `run()`: they become counters and health notices.
 """
 
 from __future__ import annotations
@@ -105,7 +103,9 @@ class WsFeed:
         config: WsClientConfig | None = None,
         seed: int = 0,
         now_ms: Callable[[], int] | None = None,
+        universe: Sequence[str] = (),
     ) -> None:
+        """`universe`: the followed symbols, whose notices an all-market `!` stream raises."""
         self.config = cfg = config or WsClientConfig()
         self.ws_base = ws_base
         self.specs = plan_connections(
@@ -119,8 +119,8 @@ class WsFeed:
         self._now_ms = now_ms or (lambda: time.time_ns() // 1_000_000)
         self._stop = asyncio.Event()
         self._links = [
-            _Link(self, spec, random.Random(seed * 7919 + i)) for i, spec in enumerate(self.specs)
-        ]
+            _Link(self, sp, random.Random(seed * 7919 + i), universe)
+            for i, sp in enumerate(self.specs)]
 
     # ---- public --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -169,15 +169,20 @@ class WsFeed:
 class _Link:
     """One planned connection and its successive sockets."""
 
-    def __init__(self, feed: WsFeed, spec: ConnectionSpec, rng: random.Random) -> None:
+    def __init__(self, feed: WsFeed, spec: ConnectionSpec, rng: random.Random,
+                 universe: Sequence[str] = ()) -> None:
         self.feed = feed
         self.spec = spec
         self.rng = rng
+        # whose data it carries: all of them with a `!` stream (market_plan.health_symbols)
+        every = universe and any(st.startswith("!") for st in spec.streams)
+        self.symbols: tuple[str, ...] = tuple(sorted(universe)) if every else spec.symbols
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.old_ws: aiohttp.ClientWebSocketResponse | None = None
         self.last_data = 0.0
         self.stale = False
-        cad = [s for s in spec.streams if "@markPrice" in s and not s.startswith("!")]
+        # fixed-cadence streams, all-market ones included (market_plan.cadence_streams)
+        cad = [s for s in spec.streams if "markPrice@" in s or s.endswith("@markPrice")]
         self.cadence: dict[str, float] = dict.fromkeys(cad, 0.0)
         self.stale_streams: set[str] = set()
         self._next_send = 0.0
@@ -198,10 +203,10 @@ class _Link:
             feed.counters.connects += 1
             if unplanned:
                 feed.counters.reconnects += 1
-                feed._health(self.spec.symbols, HealthKind.RECONNECT, self.spec.conn_id,
+                feed._health(self.symbols, HealthKind.RECONNECT, self.spec.conn_id,
                              "reconnected")
-                liq = [s for s in self.spec.symbols
-                       if f"{s.lower()}@forceOrder" in self.spec.streams]
+                every, streams = "!forceOrder@arr" in self.spec.streams, self.spec.streams
+                liq = [s for s in self.symbols if every or f"{s.lower()}@forceOrder" in streams]
                 # Fact 9: liquidations pushed while we were away are gone for good.
                 feed._health(liq, HealthKind.LIQUIDATION_GAP, self.spec.conn_id,
                              "forceOrder stream was down")
@@ -296,7 +301,7 @@ class _Link:
                     feed.counters.stalls += 1
                     if not self.stale:
                         self.stale = True
-                        feed._health(spec.symbols, HealthKind.STREAM_STALE, spec.conn_id,
+                        feed._health(self.symbols, HealthKind.STREAM_STALE, spec.conn_id,
                                      f"no data for {cfg.stale_after_s:g} s")
                     await ws.close()
                     await reader
@@ -344,10 +349,12 @@ class _Link:
         for stream, seen in self.cadence.items():
             if now - seen > limit and stream not in self.stale_streams:
                 self.stale_streams.add(stream)
-                sym = symbol_of(stream)
-                if sym is not None:
-                    self.feed._health([sym], HealthKind.STREAM_STALE, self.spec.conn_id,
-                                      f"{stream} silent for {limit:g} s")
+                self.feed._health(self._stream_symbols(stream), HealthKind.STREAM_STALE,
+                                  self.spec.conn_id, f"{stream} silent for {limit:g} s")
+
+    def _stream_symbols(self, stream: str) -> Sequence[str]:
+        sym = symbol_of(stream)  # a `!` stream carries every symbol
+        return self.symbols if stream.startswith("!") else () if sym is None else (sym,)
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse, got: asyncio.Event) -> None:
         """Deliver every text frame; return when the socket closes or errors."""
@@ -381,14 +388,13 @@ class _Link:
                 got.set()
             if self.stale:
                 self.stale = False
-                feed._health(self.spec.symbols, HealthKind.STREAM_RESUMED, conn_id, "data flows")
+                feed._health(self.symbols, HealthKind.STREAM_RESUMED, conn_id, "data flows")
             if cadence and text.startswith('{"stream":"'):
                 name = text[11 : text.find('"', 11)]
                 if name in cadence:
                     cadence[name] = t
                     if name in self.stale_streams:
                         self.stale_streams.discard(name)
-                        sym = symbol_of(name)
-                        if sym is not None:
-                            feed._health([sym], HealthKind.STREAM_RESUMED, conn_id, name)
+                        feed._health(self._stream_symbols(name), HealthKind.STREAM_RESUMED,
+                                     conn_id, name)
             feed._frame(now_ms(), conn_id, text)

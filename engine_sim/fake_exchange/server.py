@@ -143,6 +143,8 @@ class FakeBinance:
             for name in (f"{s}@markPrice@1s", f"{s}@markPrice"):
                 if hub.subscribers(name):
                     n += await hub.deliver(name, payload)
+            if hub.subscribers("!markPrice@arr@1s"):  # the all-market form: an array
+                n += await hub.deliver("!markPrice@arr@1s", f"[{payload}]")
             return n
         if isinstance(ev, OpenInterestReceived):
             self.market.open_interest[sym] = ev
