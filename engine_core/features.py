@@ -19,8 +19,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import attrs
-
 from engine_core.canonical import CanonicalBatch
 from engine_core.config import FeatureConfig
 from engine_core.events import (
@@ -62,9 +60,11 @@ def alpha(window_ticks: int) -> float:
     return 2.0 / (window_ticks + 1)
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class EmaWeights:
-    """Bias-correction weights (1 - (1 - alpha)^t) of the flow EMAs, shared by all tokens."""
+class EmaWeights(NamedTuple):
+    """Bias-correction weights (1 - (1 - alpha)^t) of the flow EMAs, shared by all tokens.
+
+    A named tuple, like the per-token values below: `extract` unpacks it in one step.
+    """
 
     fast: float = 0.0
     slow: float = 0.0
@@ -82,9 +82,8 @@ class EmaWeights:
         )
 
 
-@attrs.frozen(kw_only=True, slots=True)
-class FeatureParams:
-    """Smoothing factors and limits derived once from `FeatureConfig`."""
+class FeatureParams(NamedTuple):
+    """Smoothing factors and limits derived once from `FeatureConfig` (a named tuple)."""
 
     a_fast: float
     a_slow: float
@@ -206,6 +205,9 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
             ) -> tuple[FeatureState, FeatureFrame]:
     """Fold one tick's batch into the token's state and describe the tick."""
     tick = batch.tick_id
+    (a_fast, a_slow, a_vol_fast, a_vol_slow, a_oi_fast, a_oi_slow, a_liq, warmup_ticks,
+     stale_book_ticks, stale_mark_ticks, stale_oi_ticks, hold, late_ms) = p
+    w_fast, w_slow, w_vol_fast, w_vol_slow, w_liq = w
     (since, bid, ask, bid_qty, ask_qty, book_id, book_tick, mark, index, funding, mark_ts,
      mark_tick, oi, oi_ts, oi_tick, oi_fast0, oi_slow0, notional_fast0, notional_slow0,
      delta_fast0, depth_fast0, depth_slow0, spread_fast0, spread_slow0, prev_mid0, mid_slow0,
@@ -217,7 +219,7 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     overload = catch_up = late = False
     events = batch.events
     if events:
-        late_before = tick * TICK_MS - p.late_ms
+        late_before = tick * TICK_MS - late_ms
         for ev in events:
             e = ev.payload
             if isinstance(e, TradeReceived):
@@ -275,19 +277,17 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
                 late = True
 
     # --- flow EMAs (bias-corrected by the shared weights) ---------------------------------
-    a_fast, a_slow = p.a_fast, p.a_slow
     nf = notional_fast0 + a_fast * (notional - notional_fast0)
     ns = notional_slow0 + a_slow * (notional - notional_slow0)
     df = delta_fast0 + a_fast * (delta - delta_fast0)
-    nf_hat, ns_hat = nf / w.fast, ns / w.slow
+    nf_hat, ns_hat = nf / w_fast, ns / w_slow
     volume_ratio = nf_hat / ns_hat if ns_hat > 0.0 else 1.0
     delta_ratio = _unit(df / nf) if nf > 0.0 else 0.0
-    a_liq = p.a_liq
     ll = liq_long0 + a_liq * (liq_l - liq_long0)
     ls = liq_short0 + a_liq * (liq_s - liq_short0)
     liq_sum = ll + ls
     liq_imb = _unit((ll - ls) / liq_sum) if liq_sum > 0.0 else 0.0
-    liq_intensity = (liq_sum / w.liq) / ns_hat if ns_hat > 0.0 else (1.0 if liq_sum > 0.0 else 0.0)
+    liq_intensity = (liq_sum / w_liq) / ns_hat if ns_hat > 0.0 else (1.0 if liq_sum > 0.0 else 0.0)
 
     # --- book levels ----------------------------------------------------------------------
     has_book = book_tick != _NEVER
@@ -312,18 +312,18 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
         mid = spread = 0.0
         sf = ss = dpf = dps = mid_slow = 0.0
         r2 = 0.0
-    rvf = rv_fast0 + p.a_vol_fast * (r2 - rv_fast0)
-    rvs = rv_slow0 + p.a_vol_slow * (r2 - rv_slow0)
-    rvs_hat = rvs / w.vol_slow
-    vol_ratio = math.sqrt((rvf / w.vol_fast) / rvs_hat) if rvs_hat > 0.0 else 1.0
+    rvf = rv_fast0 + a_vol_fast * (r2 - rv_fast0)
+    rvs = rv_slow0 + a_vol_slow * (r2 - rv_slow0)
+    rvs_hat = rvs / w_vol_slow
+    vol_ratio = math.sqrt((rvf / w_vol_fast) / rvs_hat) if rvs_hat > 0.0 else 1.0
 
     # --- open interest, mark ----------------------------------------------------------------
     if oi_tick != _NEVER:
         if oi_tick0 == _NEVER:
             oif = ois = oi
         else:
-            oif = oi_fast0 + p.a_oi_fast * (oi - oi_fast0)
-            ois = oi_slow0 + p.a_oi_slow * (oi - oi_slow0)
+            oif = oi_fast0 + a_oi_fast * (oi - oi_fast0)
+            ois = oi_slow0 + a_oi_slow * (oi - oi_slow0)
         oi_velocity = oi / oif - 1.0 if oif > 0.0 else 0.0
         oi_build = oi / ois - 1.0 if ois > 0.0 else 0.0
     else:
@@ -333,17 +333,16 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     mark_vs_mid = (mark / mid - 1.0) * 100.0 if has_mark and has_book else 0.0
 
     # --- data quality: each flag comes from the quality table (quality.py) ----------------
-    hold = p.hold_ticks
     flags = _OVERLOAD if overload else 0
     if catch_up:
         flags |= _CATCH_UP
     if not has_book:
         flags |= _NO_BOOK
-    elif tick - book_tick >= p.stale_book_ticks:
+    elif tick - book_tick >= stale_book_ticks:
         flags |= _STALE_BOOK
-    if tick - (mark_tick if mark_tick > since else since) >= p.stale_mark_ticks:
+    if tick - (mark_tick if mark_tick > since else since) >= stale_mark_ticks:
         flags |= _STALE_MARK
-    if tick - (oi_tick if oi_tick > since else since) >= p.stale_oi_ticks:
+    if tick - (oi_tick if oi_tick > since else since) >= stale_oi_ticks:
         flags |= _STALE_OI
     if tick - trade_gap_tick < hold:
         flags |= _TRADE_GAP
@@ -359,7 +358,7 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
         flags |= _LATE_DATA
     if tick - liq_sat_tick < hold:
         flags |= _LIQUIDATION_SATURATED
-    if tick - since < p.warmup_ticks:
+    if tick - since < warmup_ticks:
         flags |= _WARMUP
 
     # positional, in field order (checked by test_feature_tuples_are_built_in_field_order)

@@ -62,6 +62,7 @@ class EngineParams:
     """Everything derived once from the config: smoothing factors and compiled tables."""
 
     features: FeatureParams
+    cost: trigger_cost.CostParams
     structural: Compiled
     cluster: Compiled
     phase: Compiled
@@ -69,6 +70,7 @@ class EngineParams:
     @classmethod
     def from_config(cls, cfg: Config) -> EngineParams:
         return cls(features=FeatureParams.from_config(cfg.features),
+                   cost=trigger_cost.CostParams.from_config(cfg.trigger_cost),
                    structural=structural.compile_rules(cfg.structural),
                    cluster=cluster_fsm.compile_rules(cfg.cluster),
                    phase=phase_fsm.compile_rules(cfg.phase))
@@ -140,10 +142,10 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     weights = state.weights.advance(params.features)
 
     fp = params.features
-    tier_cfg, cost_cfg, st_cfg = cfg.tier, cfg.trigger_cost, cfg.structural
+    tier_cfg, cost_cfg, st_cfg = cfg.tier, params.cost, cfg.structural
     rules = params.structural
     # Plain local names on the per-token path (profiled: a quiet market is all per-token cost).
-    extract_, tier_update, cost_of = extract, tier.update, trigger_cost.compute
+    extract_, tier_update, cost_of = extract, tier.update, trigger_cost.compute_with
     scores_of, fsm_update, new = structural.scores, structural.update, _new
     new_tokens: list[TokenState] = []
     parts = []

@@ -43,41 +43,87 @@ class TriggerCost(NamedTuple):
     cost: float
 
 
+class CostParams(NamedTuple):
+    """`TriggerCostConfig` with the per-call constants worked out once (a named tuple)."""
+
+    thin: float
+    one_minus_thin: float
+    wide: float
+    wide_minus_one: float
+    full: float
+    one_minus_full: float
+    div_oi: float
+    div_price: float
+    div_premium: float
+    elastic: float
+    elastic_minus_one: float
+    wd: float
+    wc: float
+    wv: float
+    we: float
+    w_sum: float
+    m_overleveraged: float
+    m_expansion: float
+    m_exhausted: float
+    m_neutral: float
+
+    @classmethod
+    def from_config(cls, c: TriggerCostConfig) -> CostParams:
+        wd, wc, wv, we = c.weight_density, c.weight_compression, c.weight_divergence, \
+            c.weight_elasticity
+        return cls(c.density_thin_ratio, 1.0 - c.density_thin_ratio,
+                   c.density_wide_spread_ratio, c.density_wide_spread_ratio - 1.0,
+                   c.compression_full_ratio, 1.0 - c.compression_full_ratio,
+                   c.divergence_oi_build, c.divergence_price_pct, c.divergence_premium_pct,
+                   c.elasticity_full_ratio, c.elasticity_full_ratio - 1.0,
+                   wd, wc, wv, we, wd + wc + wv + we, c.multiplier_overleveraged,
+                   c.multiplier_expansion, c.multiplier_exhausted, c.multiplier_neutral)
+
+
 def compute(f: FeatureFrame, tier: int, c: TriggerCostConfig) -> TriggerCost:
+    """The trigger cost of a frame under a regime (see the module docstring)."""
+    return compute_with(f, tier, CostParams.from_config(c))
+
+
+def compute_with(f: FeatureFrame, tier: int, p: CostParams) -> TriggerCost:
+    """`compute` with the config already prepared (the per-token path)."""
     # `ramp` is written out inline below (same operations, same bits): this runs per token
     # per tick and the calls were a tenth of a quiet tick's cost.
-    x, lo = f.depth_ratio, c.density_thin_ratio
-    depth_ok = 0.0 if x <= lo else (1.0 if x >= 1.0 else (x - lo) / (1.0 - lo))
-    x, hi = f.spread_ratio, c.density_wide_spread_ratio
-    spread_ok = 1.0 - (0.0 if x <= 1.0 else (1.0 if x >= hi else (x - 1.0) / (hi - 1.0)))
+    (thin, one_minus_thin, wide, wide_minus_one, full, one_minus_full, div_oi, div_price,
+     div_premium, elastic, elastic_minus_one, wd, wc, wv, we, w_sum, m_over, m_exp, m_exh,
+     m_neutral) = p
+    x = f.depth_ratio
+    depth_ok = 0.0 if x <= thin else (1.0 if x >= 1.0 else (x - thin) / one_minus_thin)
+    x = f.spread_ratio
+    spread_ok = 1.0 - (0.0 if x <= 1.0 else (1.0 if x >= wide else (x - 1.0) / wide_minus_one))
     density = 100.0 * (depth_ok if depth_ok < spread_ok else spread_ok)
-    vol, lo = f.vol_ratio, c.compression_full_ratio
-    compression = 100.0 * (1.0 - (0.0 if vol <= lo else (1.0 if vol >= 1.0 else
-                                                         (vol - lo) / (1.0 - lo))))
-    x, hi = f.oi_build, c.divergence_oi_build
-    built = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
-    x, hi = abs(f.price_trend_pct), c.divergence_price_pct
-    moved = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
+    vol = f.vol_ratio
+    compression = 100.0 * (1.0 - (0.0 if vol <= full else (1.0 if vol >= 1.0 else
+                                                           (vol - full) / one_minus_full)))
+    x = f.oi_build
+    built = 0.0 if x <= 0.0 else (1.0 if x >= div_oi else (x - 0.0) / (div_oi - 0.0))
+    x = abs(f.price_trend_pct)
+    moved = 0.0 if x <= 0.0 else (1.0 if x >= div_price else (x - 0.0) / (div_price - 0.0))
     oi_vs_price = built * (1.0 - moved)
-    x, hi = abs(f.premium_pct), c.divergence_premium_pct
-    premium = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
+    x = abs(f.premium_pct)
+    premium = 0.0 if x <= 0.0 else (1.0 if x >= div_premium else
+                                    (x - 0.0) / (div_premium - 0.0))
     divergence = 100.0 * (oi_vs_price if oi_vs_price > premium else premium)
     # price response per unit of relative volume; volume below a quarter of its norm counts as
     # a quarter, so a silent tape does not look infinitely elastic
     vr = f.volume_ratio if f.volume_ratio > 0.25 else 0.25
-    x, hi = vol / vr, c.elasticity_full_ratio
-    elasticity = 100.0 * (0.0 if x <= 1.0 else (1.0 if x >= hi else (x - 1.0) / (hi - 1.0)))
-    wd, wc, wv, we = c.weight_density, c.weight_compression, c.weight_divergence, \
-        c.weight_elasticity
+    x = vol / vr
+    elasticity = 100.0 * (0.0 if x <= 1.0 else (1.0 if x >= elastic else
+                                                (x - 1.0) / elastic_minus_one))
     fragility = (wd * (100.0 - density) + wc * compression + wv * divergence
-                 + we * elasticity) / (wd + wc + wv + we)
+                 + we * elasticity) / w_sum
     if tier == _OVERLEVERAGED:
-        fragility *= c.multiplier_overleveraged
+        fragility *= m_over
     elif tier == _EXPANSION:
-        fragility *= c.multiplier_expansion
+        fragility *= m_exp
     elif tier == _EXHAUSTED:
-        fragility *= c.multiplier_exhausted
+        fragility *= m_exh
     else:
-        fragility *= c.multiplier_neutral
+        fragility *= m_neutral
     fragility = 0.0 if fragility < 0.0 else (100.0 if fragility > 100.0 else fragility)
     return _new(TriggerCost, (density, compression, divergence, elasticity, 100.0 - fragility))

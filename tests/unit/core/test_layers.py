@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import attrs
 import pytest
 
 import engine_core as ec
@@ -189,8 +188,8 @@ def test_feature_tuples_are_built_in_field_order() -> None:
     With every smoothing factor 0 an empty tick leaves each level where it was, so the new
     state must equal the old one field by field (each field holds a distinct value).
     """
-    still = attrs.evolve(P, a_fast=0.0, a_slow=0.0, a_vol_fast=0.0, a_vol_slow=0.0,
-                         a_oi_fast=0.0, a_oi_slow=0.0, a_liq=0.0, warmup_ticks=0)
+    still = P._replace(a_fast=0.0, a_slow=0.0, a_vol_fast=0.0, a_vol_slow=0.0,
+                       a_oi_fast=0.0, a_oi_slow=0.0, a_liq=0.0, warmup_ticks=0)
     tick = 1000
     values: dict[str, Any] = {name: float(k + 1) for k, name in
                                  enumerate(FeatureState._fields)}
