@@ -63,6 +63,7 @@ class EngineParams:
 
     features: FeatureParams
     cost: trigger_cost.CostParams
+    scores: structural.ScoreParams
     structural: Compiled
     cluster: Compiled
     phase: Compiled
@@ -71,6 +72,7 @@ class EngineParams:
     def from_config(cls, cfg: Config) -> EngineParams:
         return cls(features=FeatureParams.from_config(cfg.features),
                    cost=trigger_cost.CostParams.from_config(cfg.trigger_cost),
+                   scores=structural.ScoreParams.from_config(cfg.structural),
                    structural=structural.compile_rules(cfg.structural),
                    cluster=cluster_fsm.compile_rules(cfg.cluster),
                    phase=phase_fsm.compile_rules(cfg.phase))
@@ -144,9 +146,10 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     fp = params.features
     tier_cfg, cost_cfg, st_cfg = cfg.tier, params.cost, cfg.structural
     rules = params.structural
+    score_params = params.scores
     # Plain local names on the per-token path (profiled: a quiet market is all per-token cost).
     extract_, tier_update, cost_of = extract, tier.update, trigger_cost.compute_with
-    scores_of, fsm_update, new = structural.scores, structural.update, _new
+    scores_of, fsm_update, new = structural.scores_with, structural.update, _new
     new_tokens: list[TokenState] = []
     parts = []
     for i, (ts, batch) in enumerate(zip(tokens, tick_batch, strict=True)):
@@ -157,7 +160,7 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
         fs, frame = extract_(fs0, batch, fp, weights)
         tctx = tier_update(tctx0, frame, tier_cfg)
         tc = cost_of(frame, tctx.tier, cost_cfg)
-        sc = scores_of(frame, tctx.tier, tc.cost, st_cfg)
+        sc = scores_of(frame, tctx.tier, tc.cost, score_params)
         fsm = fsm_update(fsm0, sc, frame.quality, st_cfg, rules)
         new_tokens.append(new(TokenState, (fs, tctx, fsm)))
         parts.append((frame, tctx.tier, tc, sc, fsm))

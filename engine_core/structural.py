@@ -117,55 +117,111 @@ class FsmContext(NamedTuple):
     streak: int = 0
 
 
+class ScoreParams(NamedTuple):
+    """`StructuralConfig`'s score recipe with the per-call constants worked out once."""
+
+    oi_full: float
+    funding_floor: float
+    funding_full: float
+    funding_span: float
+    premium_full: float
+    wp_oi: float
+    wp_funding: float
+    wp_premium: float
+    wp_tier: float
+    wp_sum: float
+    flow_full: float
+    trigger_liq_full: float
+    wt_cost: float
+    wt_flow: float
+    wt_liq: float
+    wt_sum: float
+    liq_floor: float
+    liq_full: float
+    liq_span: float
+    drop_full: float
+    move_floor: float
+    move_full: float
+    move_span: float
+    wu_liq: float
+    wu_oi: float
+    wu_move: float
+    wu_saturated: float
+    wu_sum: float
+
+    @classmethod
+    def from_config(cls, c: StructuralConfig) -> ScoreParams:
+        return cls(
+            c.pressure_oi_build_full, c.pressure_funding_floor, c.pressure_funding_full,
+            c.pressure_funding_full - c.pressure_funding_floor, c.pressure_premium_full_pct,
+            c.pressure_weight_oi, c.pressure_weight_funding, c.pressure_weight_premium,
+            c.pressure_weight_tier, c.pressure_weight_oi + c.pressure_weight_funding
+            + c.pressure_weight_premium + c.pressure_weight_tier,
+            c.trigger_flow_full, c.trigger_liq_full, c.trigger_weight_cost,
+            c.trigger_weight_flow, c.trigger_weight_liq,
+            c.trigger_weight_cost + c.trigger_weight_flow + c.trigger_weight_liq,
+            c.unwind_liq_floor, c.unwind_liq_full, c.unwind_liq_full - c.unwind_liq_floor,
+            c.unwind_oi_drop_full, c.unwind_move_floor_pct, c.unwind_move_full_pct,
+            c.unwind_move_full_pct - c.unwind_move_floor_pct, c.unwind_weight_liq,
+            c.unwind_weight_oi, c.unwind_weight_move, c.unwind_weight_saturated,
+            c.unwind_weight_liq + c.unwind_weight_oi + c.unwind_weight_move
+            + c.unwind_weight_saturated)
+
+
 def scores(f: FeatureFrame, tier: int, trigger_cost: float, c: StructuralConfig) -> Scores:
-    # `ramp(x, lo, hi)` is written out inline (same operations, same bits): this runs per
-    # token per tick and the calls were a tenth of a quiet tick's cost.
-    x, hi = f.oi_build, c.pressure_oi_build_full
-    r_oi = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
-    x, lo, hi = abs(f.funding_rate), c.pressure_funding_floor, c.pressure_funding_full
-    r_funding = 0.0 if x <= lo else (1.0 if x >= hi else (x - lo) / (hi - lo))
-    x, hi = abs(f.premium_pct), c.pressure_premium_full_pct
-    r_premium = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
-    w = c.pressure_weight_oi + c.pressure_weight_funding + c.pressure_weight_premium \
-        + c.pressure_weight_tier
-    pressure = (c.pressure_weight_oi * r_oi
-                + c.pressure_weight_funding * r_funding
-                + c.pressure_weight_premium * r_premium
-                + c.pressure_weight_tier * _TIER_LEVEL[tier]) / w if w > 0.0 else 0.0
+    """The four scores of a frame (see the module docstring)."""
+    return scores_with(f, tier, trigger_cost, ScoreParams.from_config(c))
+
+
+def scores_with(f: FeatureFrame, tier: int, trigger_cost: float, p: ScoreParams) -> Scores:
+    """`scores` with the config already prepared (the per-token path)."""
+    # `ramp(x, lo, hi)` is written out inline (same operations, same bits: with lo = 0 it is
+    # x / hi): this runs per token per tick and the calls were a tenth of a quiet tick's cost.
+    (oi_full, f_floor, f_full, f_span, prem_full, wp_oi, wp_funding, wp_premium, wp_tier,
+     wp_sum, flow_full, tliq_full, wt_cost, wt_flow, wt_liq, wt_sum, liq_floor, liq_full,
+     liq_span, drop_full, move_floor, move_full, move_span, wu_liq, wu_oi, wu_move,
+     wu_saturated, wu_sum) = p
+    x = f.oi_build
+    r_oi = 0.0 if x <= 0.0 else (1.0 if x >= oi_full else x / oi_full)
+    funding = f.funding_rate
+    x = abs(funding)
+    r_funding = 0.0 if x <= f_floor else (1.0 if x >= f_full else (x - f_floor) / f_span)
+    premium = f.premium_pct
+    x = abs(premium)
+    r_premium = 0.0 if x <= 0.0 else (1.0 if x >= prem_full else x / prem_full)
+    pressure = (wp_oi * r_oi
+                + wp_funding * r_funding
+                + wp_premium * r_premium
+                + wp_tier * _TIER_LEVEL[tier]) / wp_sum if wp_sum > 0.0 else 0.0
     cheap = 1.0 - trigger_cost / 100.0
     fragile = math.sqrt(pressure * cheap)
     # The crowded side is the one paying funding beyond the normal rate (Binance's baseline
     # 0.01 % is paid by longs in a perfectly neutral market); premium decides inside the band.
-    floor = c.pressure_funding_floor
-    if f.funding_rate > floor:
+    if funding > f_floor:
         crowd = 1.0
-    elif f.funding_rate < -floor:
+    elif funding < -f_floor:
         crowd = -1.0
     else:
-        crowd = f.premium_pct
+        crowd = premium
     against = -f.delta_ratio if crowd > 0.0 else (f.delta_ratio if crowd < 0.0 else 0.0)
     liq = f.liq_intensity
-    hi = c.trigger_flow_full
-    r_flow = 0.0 if against <= 0.0 else (1.0 if against >= hi else (against - 0.0) / (hi - 0.0))
-    hi = c.trigger_liq_full
-    r_liq = 0.0 if liq <= 0.0 else (1.0 if liq >= hi else (liq - 0.0) / (hi - 0.0))
-    w = c.trigger_weight_cost + c.trigger_weight_flow + c.trigger_weight_liq
-    trigger = (c.trigger_weight_cost * cheap
-               + c.trigger_weight_flow * r_flow
-               + c.trigger_weight_liq * r_liq
-               ) / w if w > 0.0 else 0.0
-    lo, hi = c.unwind_liq_floor, c.unwind_liq_full
-    r_liq = 0.0 if liq <= lo else (1.0 if liq >= hi else (liq - lo) / (hi - lo))
-    x, hi = -f.oi_velocity, c.unwind_oi_drop_full
-    r_drop = 0.0 if x <= 0.0 else (1.0 if x >= hi else (x - 0.0) / (hi - 0.0))
-    x, lo, hi = abs(f.price_trend_pct), c.unwind_move_floor_pct, c.unwind_move_full_pct
-    r_move = 0.0 if x <= lo else (1.0 if x >= hi else (x - lo) / (hi - lo))
-    w = c.unwind_weight_liq + c.unwind_weight_oi + c.unwind_weight_move + c.unwind_weight_saturated
-    unwind = (c.unwind_weight_liq * r_liq
-              + c.unwind_weight_oi * r_drop
-              + c.unwind_weight_move * r_move
-              + c.unwind_weight_saturated * (1.0 if f.quality & _SATURATED else 0.0)
-              ) / w if w > 0.0 else 0.0
+    r_flow = 0.0 if against <= 0.0 else (1.0 if against >= flow_full else against / flow_full)
+    r_liq = 0.0 if liq <= 0.0 else (1.0 if liq >= tliq_full else liq / tliq_full)
+    trigger = (wt_cost * cheap
+               + wt_flow * r_flow
+               + wt_liq * r_liq
+               ) / wt_sum if wt_sum > 0.0 else 0.0
+    r_liq = 0.0 if liq <= liq_floor else (1.0 if liq >= liq_full else
+                                          (liq - liq_floor) / liq_span)
+    x = -f.oi_velocity
+    r_drop = 0.0 if x <= 0.0 else (1.0 if x >= drop_full else x / drop_full)
+    x = abs(f.price_trend_pct)
+    r_move = 0.0 if x <= move_floor else (1.0 if x >= move_full else (x - move_floor) / move_span)
+    unwind = (wu_liq * r_liq
+              + wu_oi * r_drop
+              + wu_move * r_move
+              + wu_saturated * (1.0 if f.quality & _SATURATED else 0.0)
+              ) / wu_sum if wu_sum > 0.0 else 0.0
     return _new(Scores, (pressure, fragile, trigger, unwind))
 
 
