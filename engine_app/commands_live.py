@@ -159,7 +159,16 @@ def cmd_live(a: argparse.Namespace) -> int:
     if opts.capture is not None:
         _check_recording(opts.capture, "--capture")
     out = Output(as_json=a.json, app=app, title="live")
-    runner = LiveRunner(opts, sinks=out.sinks, on_tick=out.on_tick, say=say)
+    runner: Any = LiveRunner(opts, sinks=out.sinks, on_tick=out.on_tick, say=say)
+    if a.from_bus:  # follow a bus stream instead of Binance (engine_app/live_bus.py)
+        from engine_app.bus_cmd import bus_url
+        from engine_app.live_bus import BusLiveRunner
+
+        if not opts.symbols or getattr(a, "capture", None):
+            raise UsageError("live --from needs --symbols (the universe to step) and takes no "
+                             "--capture/--top (the recorder has the recording)")
+        runner = BusLiveRunner(bus_url(a.from_bus), opts, sinks=out.sinks,
+                               on_tick=out.on_tick, say=say)
     t0 = time.monotonic()
     try:
         session = asyncio.run(out.around(runner.run))
@@ -248,6 +257,9 @@ def add_commands(sub: Any) -> None:
     network(lv)
     lv.add_argument("--config", help="TOML config (engine tables plus [[sinks.webhook]])")
     lv.add_argument("--data-dir", help="data dir (default data/live; a restart continues it)")
+    lv.add_argument("--from", dest="from_bus", metavar="NATS_URL",
+                    help="follow a bus stream instead of Binance: nats://HOST:PORT/SUBJECT"
+                         "[?durable=NAME] (needs --symbols; stepped by receive times)")
     lv.add_argument("--metrics-port", type=int, help="serve /metrics and /health on 127.0.0.1")
     lv.add_argument("--capture", metavar="DIR_OR_FILE",
                     help="also record every raw message: a folder gets crash-safe UTC-hour "

@@ -125,16 +125,25 @@ class BusLineReader:
         consumer = await BusConsumer(self.url, follow=self.follow, ephemeral=self._ephemeral,
                                      rewind_ms=self._rewind_ms,
                                      new_start_ms=self._new_start_ms).start()
+        pump = asyncio.create_task(self._pump(consumer))
         try:
-            async for item in consumer.items():
+            while not pump.done():  # a following consumer waits for ever: close() cancels it
+                await asyncio.wait([pump], timeout=0.05)
                 if self._stop.is_set():
-                    break
-                while not self._put(item.data if isinstance(item, SourceLine) else item):
-                    if self._stop.is_set():
-                        return
-                    await asyncio.sleep(0.005)  # queue full: the reader is behind
+                    pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
         finally:
             self._stats = await consumer.close()
+
+    async def _pump(self, consumer: BusConsumer) -> None:
+        async for item in consumer.items():
+            if self._stop.is_set():
+                break
+            while not self._put(item.data if isinstance(item, SourceLine) else item):
+                if self._stop.is_set():
+                    return
+                await asyncio.sleep(0.005)  # queue full: the reader is behind
 
     def _put(self, item: object) -> bool:
         try:

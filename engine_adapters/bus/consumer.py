@@ -241,9 +241,10 @@ class BusConsumer:
         return gap
 
     async def _ack(self) -> None:
-        msg, self._unacked = self._unacked, None
+        msg = self._unacked
         if msg is not None:
             await msg.ack_sync()  # AckPolicy.ALL: acknowledges every line up to this one
+            self._unacked = None  # only now: a cancelled ack is sent again by close()
 
     async def close(self) -> ConsumerStats:
         """Acknowledge what was handed out and disconnect; the durable position stays."""
