@@ -12,6 +12,8 @@ run on the same files (noise on this shared machine moves both sides alike).
 * `universe`: the connection and polling plan of `--top all` for N symbols.
 * `backfill`: a 2 % gap storm on N symbols for an hour of virtual time through the bounded
   scheduler: queue high-water mark, requests, ids given up, weight per minute.
+* `live` (only when asked, it takes minutes): `bench_market_live.py`, the whole `live`
+  shell on 500 symbols over loopback at peak rates with faults.
 """
 
 from __future__ import annotations
@@ -311,10 +313,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lines", type=int, default=1_000_000)
     ap.add_argument("--symbols", type=int, default=500)
-    ap.add_argument("--only", choices=("reader", "universe", "backfill"), default=None)
+    ap.add_argument("--only", choices=("reader", "universe", "backfill", "live"), default=None,
+                    help="live: the 500-symbol loopback run of bench_market_live.py (minutes)")
     ap.add_argument("--storm-s", type=float, default=30.0,
                     help="seconds of each loopback gap storm (today's tasks, then bounded)")
     args = ap.parse_args(argv)
+    if args.only == "live":
+        sys.path.insert(0, str(Path(__file__).parent))
+        from bench_market_live import main as live_main
+
+        return live_main(["--symbols", str(args.symbols)])
     rows: list[Row] = []
     if args.only in (None, "universe"):
         for n in sorted({100, args.symbols, 700}):

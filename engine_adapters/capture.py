@@ -278,6 +278,13 @@ def decode_capture(src: CaptureBytes) -> Iterator[CaptureLine | CaptureProblem]:
     last_ms = -1
     line_no = 0
     gz = src.compressed
+
+    def at(n: int) -> str:  # several files: the reason names the file and its own line
+        if len(src.paths) < 2:
+            return ""
+        path, local = src.locate(n)
+        return f"{path.name}:{local}: "
+
     try:
         for line_no, line in src:
             # Hottest path: a well-formed ws line, decoded into a typed struct in one C pass.
@@ -301,7 +308,7 @@ def decode_capture(src: CaptureBytes) -> Iterator[CaptureLine | CaptureProblem]:
                 if not line.strip():
                     continue
                 cut = "" if line.endswith(b"\n") else " (last line has no newline: cut off?)"
-                yield CaptureProblem(line_no=line_no, reason=f"not JSON: {exc}{cut}",
+                yield CaptureProblem(line_no=line_no, reason=f"{at(line_no)}not JSON: {exc}{cut}",
                                      text=problem_text(line))
                 continue
             # Hot path (STYLE rule 6): plain dict lookups and exact type checks.
@@ -341,7 +348,8 @@ def decode_capture(src: CaptureBytes) -> Iterator[CaptureLine | CaptureProblem]:
                         last_ms = recv_ms
                         yield item
                         continue
-            yield CaptureProblem(line_no=line_no, reason=diagnose(doc), text=problem_text(line))
+            yield CaptureProblem(line_no=line_no, reason=at(line_no) + diagnose(doc),
+                                 text=problem_text(line))
         for tail in src.tails:  # torn ends (a killed writer): reported after the lines
             yield tail_problem(src, tail)
     except (EOFError, OSError, zlib.error) as exc:
