@@ -16,14 +16,23 @@ import argparse
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
+import nats.errors
 
 from engine_adapters.bus import BusUrl, BusUrlError, SourceGap
 from engine_adapters.bus.bridge import BusLineReader, iter_bus_capture, probe
 from engine_app.cli_support import EXIT_OK, InputError, UsageError, load_config, parse_symbols, say
 from engine_app.datadir import ENGINE_VERSION, DataDir
+
+if TYPE_CHECKING:
+    from engine_app.live import LiveOptions
+
+#: How long `capture --to` waits at the end for the buffered lines to be acknowledged.
+DRAIN_S = 10.0
 
 
 def bus_url(text: str) -> BusUrl:
@@ -46,6 +55,36 @@ def check_bus(url: BusUrl) -> None:
         probe(url)
     except (ConnectionError, LookupError) as exc:
         raise InputError(str(exc)) from None
+
+
+async def capture_to_bus(opts: LiveOptions, out: Path | None, url: BusUrl, *,
+                         say: Callable[[str], None]) -> tuple[int, tuple[str, ...]]:
+    """`capture --to nats://...`: the recorder's lines published (and written to `out` if any).
+
+    The publisher buffers while the server is away and resends when it is back; at the end
+    it gets `DRAIN_S` to send what is buffered, then its counters are said (what was
+    published, what could not be: still buffered, or dropped because the buffer was full).
+    """
+    from engine_adapters.bus import BusPublisher
+    from engine_adapters.bus.publisher import BusStreamError
+    from engine_app.capture_cmd import capture
+
+    try:
+        pub = await BusPublisher(url).start()
+    except BusStreamError as exc:
+        raise InputError(str(exc)) from None
+    except (nats.errors.Error, OSError) as exc:
+        raise InputError(f"{url.server}: cannot connect to the NATS server "
+                         f"({type(exc).__name__}: {exc})") from None
+    say(f"capture: publishing to {url.server}/{url.subject} (stream {url.stream})")
+    try:
+        return await capture(opts, out, say=say, sink=pub)
+    finally:
+        st = await pub.close(drain_timeout_s=DRAIN_S)
+        say(f"capture: bus {url.subject}: {st.published:,} lines published in "
+            f"{st.messages:,} messages; not published: {st.pending:,} still buffered, "
+            f"{st.dropped:,} dropped (buffer full); {st.disconnects} disconnect(s), "
+            f"{st.resent:,} resend(s), {st.duplicates:,} duplicate(s)")
 
 
 def cmd_run_bus(a: argparse.Namespace) -> int:
@@ -105,4 +144,4 @@ def cmd_run_bus(a: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-__all__ = ["bus_url", "check_bus", "cmd_run_bus", "names_durable"]
+__all__ = ["DRAIN_S", "bus_url", "capture_to_bus", "check_bus", "cmd_run_bus", "names_durable"]

@@ -4,13 +4,16 @@ The same transports as `live` feed a recording instead of a session: every WS fr
 every REST answer (open interest, premiumIndex, any status) and every health notice, in
 receive order. A folder `--out` gets crash-safe UTC-hour files (`Recorder`: gzip members
 flushed every second, a new file per hour and per start); a `.jsonl[.gz]` name gets one
-file. `run` replays the file, the folder or a glob of it offline.
+file. `run` replays the file, the folder or a glob of it offline. With `--to nats://...`
+the same lines also go to a `BusPublisher` (`sink`), beside the file or, without `--out`,
+alone (engine_app/bus_cmd.py starts and closes it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -19,6 +22,8 @@ from pathlib import Path
 from engine_adapters.binance.market_plan import plan_polling
 from engine_adapters.binance.rest_client import RestClient
 from engine_adapters.binance.ws_client import HealthNotice, WsFeed
+from engine_adapters.bus.port import CaptureLineSink, TeeSink
+from engine_adapters.capture import CaptureWriter
 from engine_app.live import (
     LiveOptions,
     market_streams,
@@ -28,15 +33,21 @@ from engine_app.live import (
 )
 
 
-async def capture(opts: LiveOptions, out: Path, *, say: Callable[[str], None] = print
-                  ) -> tuple[int, tuple[str, ...]]:
-    """Record until the duration ends or SIGINT/SIGTERM; returns (lines, symbols)."""
+async def capture(opts: LiveOptions, out: Path | None, *, say: Callable[[str], None] = print,
+                  sink: CaptureLineSink | None = None) -> tuple[int, tuple[str, ...]]:
+    """Record until the duration ends or SIGINT/SIGTERM; returns (lines, symbols).
+
+    `sink` (a started bus publisher) gets every line too; `out=None` writes no file.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    with open_recording(out, opts.capture_prefix) as w:
+    with open_recording(out, opts.capture_prefix) if out is not None else \
+            CaptureWriter(os.devnull) as rec:
+        w: CaptureLineSink = rec if sink is None else TeeSink(rec, sink)
+
         def on_rest(recv_ms: int, path: str, query: str, status: int, body: str) -> None:
             w.write_rest(recv_ms, path, query, status, body)
 
@@ -66,9 +77,9 @@ async def capture(opts: LiveOptions, out: Path, *, say: Callable[[str], None] = 
                         break
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=min(0.25, left or 0.25))
-                    poll_recording(w)  # a killed capture loses at most about a second
+                    poll_recording(rec)  # a killed capture loses at most about a second
             finally:
                 feed.stop()
                 rest.stop()
                 await asyncio.gather(*tasks, return_exceptions=True)
-        return w.lines_written, symbols
+        return rec.lines_written, symbols

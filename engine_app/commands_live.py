@@ -181,15 +181,25 @@ def cmd_live(a: argparse.Namespace) -> int:
 def cmd_capture(a: argparse.Namespace) -> int:
     from engine_app.capture_cmd import capture
 
-    out = Path(a.out)
-    _check_recording(out, "--out")
+    to = a.to
+    if a.out is None and to is None:
+        raise UsageError("capture needs --out (a folder or a file), --to (a bus URL), or both")
+    out = Path(a.out) if a.out is not None else None
+    if out is not None:
+        _check_recording(out, "--out")
     opts = _options(a, None, Path("."))
     try:
-        lines, symbols = asyncio.run(capture(opts, out, say=say))
+        if to is None:
+            lines, symbols = asyncio.run(capture(opts, out, say=say))
+        else:  # publish to the bus too (engine_app/bus_cmd.py)
+            from engine_app.bus_cmd import bus_url, capture_to_bus
+
+            lines, symbols = asyncio.run(capture_to_bus(opts, out, bus_url(to), say=say))
     except _network_errors() as exc:
         raise InputError(f"capture: {exc}") from None
-    say(f"capture: {lines:,} lines for {len(symbols)} symbols in {out}")
-    print(out)
+    say(f"capture: {lines:,} lines for {len(symbols)} symbols"
+        + (f" in {out}" if out is not None else ""))
+    print(out if out is not None else to)
     return EXIT_OK
 
 
@@ -275,12 +285,15 @@ def add_commands(sub: Any) -> None:
 
     cp = sub.add_parser("capture", help="record raw messages to capture files (no engine)")
     network(cp)
-    cp.add_argument("--out", required=True, metavar="DIR_OR_FILE",
+    cp.add_argument("--out", metavar="DIR_OR_FILE",
                     help="a folder: crash-safe UTC-hour files PREFIX-YYYYMMDDTHH[-N].jsonl.gz "
                          "(gzip members flushed every second, a new file per hour and per "
                          "start); a .jsonl or .jsonl.gz name: one file")
     cp.add_argument("--prefix", default="capture",
                     help="file-name prefix of the hour files (default capture)")
+    cp.add_argument("--to", metavar="NATS_URL",
+                    help="also publish every line to a bus stream: nats://HOST:PORT/SUBJECT"
+                         "[?max_age=7d&max_bytes=20G] (with or without --out)")
     cp.set_defaults(func=cmd_capture)
 
     dm = sub.add_parser("demo", help="the built-in default: a simulated exchange, ~90 s")

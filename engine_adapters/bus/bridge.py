@@ -108,6 +108,10 @@ class BusLineReader:
         if self._error is not None:
             raise self._error
 
+    def idle(self) -> bool:
+        """True when no line is waiting in the queue (a follower has caught up)."""
+        return self._q.empty()
+
     def _main(self) -> None:
         try:
             asyncio.run(self._consume())
@@ -203,6 +207,8 @@ def iter_bus_capture(reader: BusLineReader) -> Iterator[CaptureLine | CapturePro
             with os.fdopen(w, "wb", buffering=1 << 16) as out:
                 for line in reader:
                     out.write(line)
+                    if reader.idle():  # nothing more in hand: hand the decoder what we have
+                        out.flush()
         except BrokenPipeError:  # the reading side stopped early
             reader.close()
         except BaseException as exc:  # the consumer failed: raised in the reading thread

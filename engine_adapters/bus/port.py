@@ -42,6 +42,27 @@ class CaptureLineSink(Protocol):
                      first: int | None = None, last: int | None = None) -> None: ...
 
 
+class TeeSink:
+    """One `CaptureLineSink` writing every line to several (a file and a bus, say), in order."""
+
+    def __init__(self, *sinks: CaptureLineSink) -> None:
+        self.sinks = sinks
+
+    def write_ws(self, recv_ms: int, raw: str | bytes) -> None:
+        for s in self.sinks:
+            s.write_ws(recv_ms, raw)
+
+    def write_rest(self, recv_ms: int, path: str, query: str, status: int,
+                   raw: str | bytes) -> None:
+        for s in self.sinks:
+            s.write_rest(recv_ms, path, query, status, raw)
+
+    def write_health(self, recv_ms: int, symbol: str, kind: str, count: int = 0, *,
+                     first: int | None = None, last: int | None = None) -> None:
+        for s in self.sinks:
+            s.write_health(recv_ms, symbol, kind, count, first=first, last=last)
+
+
 @attrs.frozen(kw_only=True, slots=True)
 class SourceLine:
     """One capture line from a source, at `position` (stream seq / line no), `index` within it."""
@@ -152,4 +173,5 @@ class MessageIds:
 
 
 __all__ = ["CaptureLineSink", "CaptureLineSource", "FileLineSource", "MessageIds", "SourceGap",
-           "SourceLine", "health_line", "message_id", "recv_ms_of", "rest_line", "ws_line"]
+           "SourceLine", "TeeSink", "health_line", "message_id", "recv_ms_of", "rest_line",
+           "ws_line"]
