@@ -37,15 +37,17 @@ if TYPE_CHECKING:  # the network stack and rich load only when a network command
 
 
 class Output:
-    """The terminal view or JSON lines, plus webhook sinks started inside the loop."""
+    """The terminal view or JSON lines, plus webhook and chat sinks started inside the loop."""
 
     def __init__(self, *, as_json: bool, app: dict[str, Any], title: str) -> None:
+        from engine_adapters.chat_sinks import chat_sinks
         from engine_adapters.sinks import WebhookSink, webhooks_from_toml
         from engine_app.view import JsonLinesOut, TerminalView
 
         try:
             self.webhooks: list[WebhookSink] = [
                 WebhookSink.from_config(c) for c in webhooks_from_toml(app)]
+            self.webhooks += chat_sinks(app)  # [[sinks.telegram]], discord, slack
         except ValueError as exc:
             raise InputError(f"config [sinks]: {exc}") from None
         self.view: TerminalView | None = \
@@ -215,7 +217,8 @@ def cmd_demo(a: argparse.Namespace) -> int:
     say(f"demo: the 100-minute story is compressed {1 / DEMO_SCALE:.0f}x into about 90 s, "
         "with a demo config whose windows are compressed to match "
         "(engine_app/resources/demo.toml); the real `live` path runs against it.")
-    out = Output(as_json=a.json, app={}, title="demo (simulated exchange)")
+    app = load_config_file(a.config)[1] if a.config else {}  # only its [sinks] tables
+    out = Output(as_json=a.json, app=app, title="demo (simulated exchange)")
     t0 = time.monotonic()
     result = asyncio.run(out.around(lambda: _demo_session(run_demo, dd, out)))
     print_summary(result, DataDir.at(dd), elapsed=time.monotonic() - t0, as_json=a.json)
@@ -298,6 +301,9 @@ def add_commands(sub: Any) -> None:
 
     dm = sub.add_parser("demo", help="the built-in default: a simulated exchange, ~90 s")
     dm.add_argument("--data-dir", help="data dir (default data/demo/<UTC time>)")
+    dm.add_argument("--config", help="TOML whose [[sinks.webhook]] / [[sinks.telegram]] / "
+                                     "[[sinks.discord]] / [[sinks.slack]] get the demo's alerts "
+                                     "(the engine config stays the demo's)")
     dm.add_argument("--json", action="store_true", help="alerts as JSON lines, no live view")
     dm.set_defaults(func=cmd_demo)
 
