@@ -59,10 +59,10 @@ def test_gap_storm_is_bounded_captured_and_replays_identically(tmp_path: Path) -
     assert stats.dropped > 10 and stats.rest_5xx > 0
     assert runner.backfill is not None
     c = runner.backfill.scheduler.counters
-    assert c.gaps > 10 and runner.metrics.gaps == c.gaps, c
-    assert c.queue_high_water <= BOUNDS.max_ranges and runner.backfill.in_flight == 0
+    assert c.gaps > 10 and runner.metrics.gaps == c.gaps, (c, stats)
+    assert c.queue_high_water <= BOUNDS.max_ranges and runner.backfill.in_flight == 0, c
     # pages were fetched and some were given up: both paths ran
-    assert c.ids_covered > 0 and c.given_up > 0, c
+    assert c.ids_covered > 0 and c.given_up > 0, (c, stats)
     notes = [orjson.loads(line) for _, line in MultiSource(resolve_source(rec))]
     gaps = [d for d in notes if d["channel"] == "health" and d["kind"] == "TRADE_GAP"]
     assert gaps and len(gaps) == runner.metrics.health["TRADE_GAP"]
