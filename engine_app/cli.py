@@ -149,10 +149,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="play a capture file offline (virtual clock) into a data dir")
     r.add_argument("capture", help="capture file (.jsonl or .jsonl.gz), a folder of hour files "
-                                   "or a quoted glob of them (played in time order)")
+                                   "or a quoted glob of them (played in time order), or a bus "
+                                   "stream nats://HOST:PORT/SUBJECT[?start=ISO|seq=N]"
+                                   "[&durable=NAME]")
     r.add_argument("--data-dir", help="output data dir (default: data/<capture name>)")
     r.add_argument("--config", help="TOML config file (default: built-in defaults)")
-    r.add_argument("--symbols", help="universe, e.g. BTCUSDT,ETHUSDT (default: from capture)")
+    r.add_argument("--symbols", help="universe, e.g. BTCUSDT,ETHUSDT (default: from capture; "
+                                     "required for nats://)")
     r.add_argument("--fsync", default="interval:4", type=fsync_policy,
                    help="none | tick | interval:N (default interval:4)")
     r.add_argument("--json", action="store_true", help="summary as one JSON object")
