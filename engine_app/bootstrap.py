@@ -25,6 +25,7 @@ from engine_adapters.storage import AlertsFile, JournalWriter, LogWriter, trim_j
 from engine_adapters.storage.alerts_json import ALERTS_FILE
 from engine_adapters.storage.journal import iter_journal, journal_header
 from engine_adapters.storage.replay import ReplayReport, compare_logs, log_params, replay_message
+from engine_app.bars_port import BarsWriter
 from engine_app.datadir import DataDir
 from engine_app.ports import AlertSink, MemoryQuarantine, Ports
 from engine_app.session import Session, StepFn
@@ -53,7 +54,8 @@ def open_ports(data_dir: DataDir, cfg: ec.Config, symbols: Sequence[str], *,
     alerts.truncate_after(log.last_tick)
     return Ports(log=log, journal=journal, alerts=alerts,
                  quarantine=QuarantineWriter(data_dir.quarantine), sinks=tuple(sinks),
-                 data_dir=data_dir, recovery=tuple(recovery))
+                 data_dir=data_dir, recovery=tuple(recovery),
+                 bars=BarsWriter(data_dir.bars))
 
 
 def open_session(data_dir: DataDir, cfg: ec.Config, symbols: Sequence[str], *,

@@ -2,6 +2,7 @@
 
     DIR/log/             output log segments (the replay authority)
     DIR/journal/         input journal segments (each tick's canonical batches)
+    DIR/bars/            one-minute bars per symbol of the accepted events (for evaluate)
     DIR/alerts.jsonl     one alert per line
     DIR/quarantine.jsonl rejected input with its reason
     DIR/manifest.json    what ran here (never compared: it holds wall-clock times)
@@ -37,6 +38,10 @@ class DataDir:
     @property
     def journal(self) -> Path:
         return self.root / "journal"
+
+    @property
+    def bars(self) -> Path:
+        return self.root / "bars"
 
     @property
     def alerts(self) -> Path:

@@ -51,6 +51,14 @@ class AlertsPort(Protocol):
     def close(self) -> None: ...
 
 
+class BarsPort(Protocol):
+    """One-minute bars of the accepted events, for `evaluate` (`engine_app.bars_port`)."""
+
+    def add_tick(self, tick_id: int, batches: Sequence[ec.CanonicalBatch]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class QuarantineSink(QuarantinePort, Protocol):
     """The quarantine port plus what the closing summary reads."""
 
@@ -78,6 +86,8 @@ class Ports:
     data_dir: DataDir | None = None
     #: What opening the files had to repair (torn tails, a journal ahead of the log).
     recovery: tuple[str, ...] = ()
+    #: DIR/bars (None: no bars, e.g. a replay or in memory).
+    bars: BarsPort | None = None
 
 
 class MemoryQuarantine:

@@ -115,6 +115,8 @@ class Session:
             ports.journal.append_tick(tick_id, batches, session_start)
         self.state, records, alerts = self._step(self.state, batches, tick_id)
         ports.log.append_tick(tick_id, records, alerts)
+        if ports.bars is not None:
+            ports.bars.add_tick(tick_id, batches)
         st = self.stats
         if alerts:
             ports.alerts.append(alerts)
@@ -170,6 +172,8 @@ class Session:
         closers = [p.log.close, p.alerts.close, p.quarantine.close]
         if p.journal is not None:
             closers.insert(1, p.journal.close)
+        if p.bars is not None:
+            closers.append(p.bars.close)
         for closer in closers:
             closer()
         if p.data_dir is not None:

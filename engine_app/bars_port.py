@@ -1,0 +1,70 @@
+"""The bars port of the one loop: every accepted event also feeds DIR/bars/<SYMBOL>.bars.
+
+`evaluate` reads one-minute bars (`engine_adapters.evaluation.bars`); a data dir that has
+them is scored without re-reading its journal (issue 11). The loop hands this port each
+tick's frozen batches *after* the tick was journaled, stepped and logged, so the bars hold
+exactly the events the engine saw, and nothing the bars do can delay a record.
+
+Cost on the hot path: one `BarBuilder.feed` call per event (an isinstance chain and a few
+float operations); closed bars are written once a minute of ticks (every 240 ticks), never
+per event. A bar stays open one extra minute for late events (see `BarBuilder`).
+
+Restarts and crashes: a new session starts a fresh builder. Bars already on disk are never
+rewritten: a bar whose minute is not after the last one written for that symbol is dropped
+(the minute in progress at a stop is written at close; at a crash, at most the two open
+minutes are lost, and the journal still holds their events: `bars_from_journal` rebuilds
+them all).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+import engine_core as ec
+from engine_adapters.evaluation.bars import BarBuilder, append_bars, load_bars
+
+#: Ticks between two writes of closed bars (one minute of 250-ms ticks).
+WRITE_EVERY_TICKS = 240
+
+
+class BarsWriter:
+    """Builds one-minute bars from each tick's batches and appends them to `folder`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._builder = BarBuilder()
+        self._feed = self._builder.feed
+        self._last_minute: dict[str, int] = {
+            sym: int(arr["minute_ms"][-1])
+            for sym, arr in (load_bars(self.folder).items() if self.folder.is_dir() else ())
+            if len(arr)}
+        self.written = 0
+
+    def add_tick(self, tick_id: int, batches: Sequence[ec.CanonicalBatch]) -> None:
+        """Feed one tick's events; write the bars closed so far once a minute of ticks."""
+        feed = self._feed
+        for b in batches:
+            for ev in b.events:
+                feed(ev.payload)
+        if tick_id % WRITE_EVERY_TICKS == 0:
+            self._write(self._builder.drain())
+
+    def _write(self, bars: Mapping[str, np.ndarray]) -> None:
+        fresh: dict[str, np.ndarray] = {}
+        for sym, arr in bars.items():
+            last = self._last_minute.get(sym)
+            if last is not None:
+                arr = arr[arr["minute_ms"] > last]
+            if len(arr):
+                fresh[sym] = arr
+                self._last_minute[sym] = int(arr["minute_ms"][-1])
+                self.written += len(arr)
+        if fresh:
+            append_bars(self.folder, fresh)
+
+    def close(self) -> None:
+        """Close every open bar and write it (the end of a capture, a stopped live)."""
+        self._write(self._builder.flush())
