@@ -229,3 +229,31 @@ def test_capture_to_the_bus_buffers_while_the_server_restarts(
             return got
 
         assert asyncio.run(stream()) == file_lines  # in order, none lost, none twice
+
+
+def test_a_new_live_consumer_follows_from_now_not_from_the_streams_start(
+        tmp_path: Path, subject_url: str, capture_bytes: list[bytes]) -> None:
+    import engine_core as ec
+    from engine_adapters.bus import BusUrl
+    from engine_app.live import LiveOptions
+    from engine_app.live_bus import BusLiveRunner
+
+    old, new = capture_bytes[:1000], capture_bytes[1000:1600]
+    asyncio.run(publish(subject_url, old))  # a week of history, say: not for a live engine
+    opts = LiveOptions(data_dir=tmp_path / "live", cfg=ec.Config(),
+                       symbols=("BTCUSDT", "ETHUSDT"), duration_s=3.0, fsync="none")
+    runner = BusLiveRunner(BusUrl.parse(subject_url + "?durable=fresh"), opts,
+                           say=lambda _m: None)
+
+    async def main_() -> Any:
+        async def later() -> None:
+            await asyncio.sleep(1.0)  # the engine is following by now
+            await publish(subject_url, new)
+
+        task = asyncio.create_task(later())
+        session = await runner.run()
+        await task
+        return session
+
+    session = asyncio.run(main_())
+    assert session.counts.frames + session.counts.rest_responses == len(new) > 0
