@@ -1,12 +1,16 @@
 """The researcher's plots: per-symbol timelines of a data dir, as PNG, HTML or a Figure.
 
     top panel        cluster state and event phase as two coloured bands; SYSTEMIC alerts
+    price per symbol when the data dir has DIR/bars: the one-minute close (book mid or mark
+                     where no trade printed), alerts as coloured vertical markers
     one per symbol   structural state as a step line over coloured bands, tier as a thin band
                      on top, trigger cost (0-100) on a twin axis, alerts as labelled ticks
 
-Everything is read from the output log (`read_log`), the replay authority: alert markers come
-from the records' alert bits, so a report needs nothing but `log/`. The HTML page embeds the
-PNG as base64 and lists the alerts from `alerts.jsonl` (messages included) when present.
+States are read from the output log (`read_log`), the replay authority: alert markers come
+from the records' alert bits, so a report needs nothing but `log/`; the price panels read the
+bars `run` and `live` write beside it (`engine_app.bars_port`) and are left out without them.
+The HTML page embeds the PNG as base64 and lists the alerts from `alerts.jsonl` (messages
+included) when present.
 The figure is built without pyplot on the Agg canvas, so it changes no global backend and
 works in notebooks, threads and headless servers alike. matplotlib is an optional extra.
 """
@@ -22,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from engine_adapters.evaluation.bars import MINUTE_MS, dense, load_bars
 from engine_adapters.storage import StorageError, read_log
 from engine_adapters.storage.alerts_json import read_lines, tick_time
 from engine_adapters.storage.log_reader import log_dir_of, scan_log
@@ -48,6 +53,9 @@ ALERT_LABELS = {AlertKind.STRUCTURAL_FRAGILE: "FRAG", AlertKind.STRUCTURAL_TRIGG
                 AlertKind.STRUCTURAL_UNWIND: "UNW", AlertKind.SYSTEMIC_ALERT: "SYS",
                 AlertKind.STABLE_15M_ALERT: "15M"}
 _TOKEN_KINDS = tuple(k for k in ALERT_LABELS if k is not AlertKind.SYSTEMIC_ALERT)
+MARKER_COLORS = {AlertKind.STRUCTURAL_FRAGILE: "#f28e2b",
+                 AlertKind.STRUCTURAL_TRIGGER_READY: "#e15759",
+                 AlertKind.STRUCTURAL_UNWIND: "#8b0000", AlertKind.STABLE_15M_ALERT: "#3182bd"}
 
 
 def _matplotlib() -> Any:
@@ -146,10 +154,21 @@ def figure_for(data_dir: Path | str, symbols: Sequence[str] | None = None) -> An
         raise ValueError(f"{path}: the log holds no ticks yet; nothing to plot")
     picked = _pick(arr, all_symbols, symbols)
     n = len(picked)
-    fig = figure_cls(figsize=(14, 1.6 + 2.0 * n), layout="constrained")
+    bars = price_bars(path, [all_symbols[t] for t in picked])
+    heights = [0.8]
+    for t in picked:
+        heights += [1.4, 2.0] if all_symbols[t] in bars else [2.0]
+    fig = figure_cls(figsize=(14, 1.6 + 2.0 * n + 1.4 * len(bars)), layout="constrained")
     canvas_cls(fig)
-    axes = fig.subplots(n + 1, 1, sharex=True, squeeze=False,
-                        gridspec_kw={"height_ratios": [0.8] + [2.0] * n})[:, 0]
+    grid = fig.subplots(len(heights), 1, sharex=True, squeeze=False,
+                        gridspec_kw={"height_ratios": heights})[:, 0]
+    axes, price_axes, k = [grid[0]], {}, 1
+    for t in picked:
+        if all_symbols[t] in bars:
+            price_axes[t] = grid[k]
+            k += 1
+        axes.append(grid[k])
+        k += 1
     end_tick = int(arr["tick_id"].max()) + 1
     end = float(mdates.date2num(np.datetime64(end_tick * TICK_MS, "ms")))
 
@@ -202,6 +221,8 @@ def figure_for(data_dir: Path | str, symbols: Sequence[str] | None = None) -> An
                 ax.axvline(x_all[i], ymin=0, ymax=0.08, color="black", linewidth=1.2)
                 ax.text(x_all[i], 0.1, " " + "+".join(kinds), fontsize=6.5, rotation=90,
                         va="bottom", ha="center", transform=ax.get_xaxis_transform())
+        if tok in price_axes:
+            _price_panel(price_axes[tok], bars[all_symbols[tok]], rows, x_all, mdates)
 
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     axes[-1].set_xlabel("UTC")
@@ -209,6 +230,36 @@ def figure_for(data_dir: Path | str, symbols: Sequence[str] | None = None) -> An
                + [Patch(color=c, label=t.name) for t, c in TIER_COLORS.items()])
     fig.legend(handles=handles, loc="outside lower center", ncol=5, fontsize=7, frameon=False)
     return fig
+
+
+def price_bars(data_dir: Path, symbols: Sequence[str]) -> dict[str, np.ndarray]:
+    """Dense one-minute bars with a price, per symbol of `symbols` found in DIR/bars."""
+    folder = data_dir / "bars"
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for sym, arr in load_bars(folder).items():
+        if sym in symbols and len(arr):
+            b = dense(arr)
+            if np.isfinite(b["close"]).any():
+                out[sym] = b
+    return out
+
+
+def _price_panel(ax: Any, bars: np.ndarray, rows: np.ndarray, x_rows: np.ndarray,
+                 mdates: Any) -> None:
+    """The close at each minute's end, and a coloured marker at each of the token's alerts."""
+    ends = (bars["minute_ms"] + MINUTE_MS).astype("datetime64[ms]")
+    ax.plot(mdates.date2num(ends), bars["close"], color="black", linewidth=0.9)
+    ax.set_ylabel("price", fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.grid(True, axis="y", linewidth=0.3)
+    for i in np.flatnonzero(rows["alerts"]):
+        for k in _TOKEN_KINDS:
+            if int(rows["alerts"][i]) & (1 << (int(k) - 1)):
+                ax.axvline(x_rows[i], color=MARKER_COLORS[k], linewidth=1.0, alpha=0.8)
+                ax.text(x_rows[i], 1.0, " " + ALERT_LABELS[k], fontsize=6.5, va="top",
+                        ha="left", color=MARKER_COLORS[k], transform=ax.get_xaxis_transform())
 
 
 def render_report(data_dir: Path | str, out: Path | str,

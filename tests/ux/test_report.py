@@ -2,30 +2,58 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engine_adapters.evaluation.bars import load_bars
+from engine_adapters.storage import read_log
 from engine_app.report import figure_for, log_symbols, render_report, thin
+from engine_core.states import AlertKind
 from tests.ux.conftest import SYMBOLS
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_figure_has_a_market_panel_and_one_panel_per_symbol(data_dir: Path) -> None:
+def test_the_figure_has_a_market_panel_and_price_and_state_panels_per_symbol(
+        data_dir: Path) -> None:
     fig = figure_for(data_dir)
-    # every symbol panel has a twin axis for the trigger cost: 1 + 2 per symbol
-    assert len(fig.axes) == 1 + 2 * len(SYMBOLS)
+    # per symbol: a price panel (from DIR/bars), the state panel and its trigger-cost twin
+    assert len(fig.axes) == 1 + 3 * len(SYMBOLS)
     labels = [ax.get_ylabel() for ax in fig.axes]
     for sym in SYMBOLS:
         assert sym in labels
+    assert labels.count("price") == len(SYMBOLS)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["phase", "cluster"]
+
+
+def test_price_panels_mark_each_alert_at_its_tick(data_dir: Path) -> None:
+    fig = figure_for(data_dir, ["BTCUSDT"])
+    price = next(ax for ax in fig.axes if ax.get_ylabel() == "price")
+    (line,) = price.get_lines()[:1]
+    bars = load_bars(data_dir / "bars")["BTCUSDT"]
+    assert len(line.get_xdata()) == len(bars)  # one point per minute (no gap in this run)
+    arr = read_log(data_dir)
+    btc = arr[(arr["token_id"] == SYMBOLS.index("BTCUSDT")) & (arr["alerts"] != 0)]
+    token_bits = sum(1 << (int(k) - 1) for k in AlertKind if k not in (
+        AlertKind.NO_ALERT, AlertKind.SYSTEMIC_ALERT))
+    n_marks = sum(bin(int(m) & token_bits).count("1") for m in btc["alerts"])
+    assert n_marks > 0 and len(price.get_lines()) == 1 + n_marks
+    assert {t.get_text().strip() for t in price.texts} <= {"FRAG", "TRIG", "UNW", "15M"}
+
+
+def test_without_bars_the_figure_has_no_price_panels(data_dir: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    shutil.copytree(data_dir, bare, ignore=shutil.ignore_patterns("bars"))
+    fig = figure_for(bare, ["BTCUSDT", "ETHUSDT"])
+    assert len(fig.axes) == 1 + 2 * 2
 
 
 def test_a_subset_of_symbols_gives_fewer_panels(data_dir: Path) -> None:
     fig = figure_for(data_dir, ["BTCUSDT", "ETHUSDT"])
-    assert len(fig.axes) == 1 + 2 * 2
+    assert len(fig.axes) == 1 + 3 * 2
 
 
 def test_png_report_is_a_non_empty_png(data_dir: Path, tmp_path: Path) -> None:
