@@ -20,7 +20,6 @@ up to the last flush.
 
 from __future__ import annotations
 
-import enum
 import errno
 import gzip
 import io
@@ -29,12 +28,22 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Literal, cast
 
-import attrs
 import msgspec
 import orjson
 
 from engine_adapters.capture_diagnose import PROBLEM_TEXT_CHARS, diagnose, problem_text
 from engine_adapters.capture_files import MultiSource, SourceError, TornTail, resolve_source
+from engine_adapters.capture_items import WS_SETTERS as _WS_SETTERS  # noqa: F401 - tested here
+from engine_adapters.capture_items import (
+    CaptureLine,
+    CaptureProblem,
+    Channel,
+    HealthLine,
+    ProblemKind,
+    RestLine,
+    WsLine,
+)
+from engine_adapters.capture_items import new_ws_line as _new_ws_line
 from engine_adapters.capture_writer import (  # re-exported: the writer lives beside the reader
     CaptureWriter,
     encode_line,
@@ -46,109 +55,6 @@ from engine_adapters.capture_writer import (  # re-exported: the writer lives be
 #: First bytes of every gzip member (RFC 1952 section 2.3.1, ID1 ID2).
 GZIP_MAGIC = b"\x1f\x8b"
 _GLOB_CHARS = frozenset("*?[")
-
-
-class Channel(enum.Enum):
-    """Where a captured message came from."""
-
-    #: A WebSocket frame (combined `{"stream","data"}` or raw form).
-    WS = "ws"
-    #: A REST response body, with the request path, query and HTTP status.
-    REST = "rest"
-    #: A data-health notice of the recording shell (reconnect, stale stream, unrepaired gap):
-    #: not an exchange message, but needed to reproduce the recording session exactly.
-    HEALTH = "health"
-
-
-@attrs.frozen(kw_only=True, slots=True)
-class WsLine:
-    """A captured WebSocket frame."""
-
-    line_no: int
-    recv_ms: int
-    raw: str
-
-    @property
-    def channel(self) -> Channel:
-        return Channel.WS
-
-
-@attrs.frozen(kw_only=True, slots=True)
-class RestLine:
-    """A captured REST response: `path` and `query` of the request, HTTP `status`, body."""
-
-    line_no: int
-    recv_ms: int
-    path: str
-    query: str
-    status: int
-    raw: str
-
-    @property
-    def channel(self) -> Channel:
-        return Channel.REST
-
-
-@attrs.frozen(kw_only=True, slots=True)
-class HealthLine:
-    """A data-health notice the recording shell raised: `kind` is a HealthKind name."""
-
-    line_no: int
-    recv_ms: int
-    symbol: str
-    kind: str
-    count: int
-    #: For TRADE_GAP: the aggTrade id range given up (so a replay closes the same gap).
-    first: int | None = None
-    last: int | None = None
-
-    @property
-    def channel(self) -> Channel:
-        return Channel.HEALTH
-
-
-CaptureLine = WsLine | RestLine | HealthLine
-
-# `WsLine(...)` through attrs' frozen __init__ costs as much as decoding the line; setting the
-# slots directly builds the same value ~2x faster (the field list is checked, and tested).
-_WS_SETTERS = tuple(WsLine.__dict__[n].__set__ for n in ("line_no", "recv_ms", "raw")) \
-    if tuple(f.name for f in attrs.fields(WsLine)) == ("line_no", "recv_ms", "raw") else None
-
-
-def _new_ws_line(line_no: int, recv_ms: int, raw: str) -> WsLine:
-    if _WS_SETTERS is None:
-        return WsLine(line_no=line_no, recv_ms=recv_ms, raw=raw)
-    s0, s1, s2 = _WS_SETTERS
-    o: WsLine = object.__new__(WsLine)
-    s0(o, line_no)
-    s1(o, recv_ms)
-    s2(o, raw)
-    return o
-
-
-class ProblemKind(enum.Enum):
-    """What a `CaptureProblem` means for the lines around it."""
-
-    #: The line could not be used and was skipped; the lines after it are read as usual.
-    MALFORMED = "malformed"
-    #: recv_ms went backwards (allowed: clocks step); the line itself follows, unchanged.
-    CLOCK_BACKWARDS = "clock_backwards"
-    #: A file cannot be read past this line (truncated/corrupt gzip, a cut last line, a read
-    #: error); every line before it was read. One per torn file, after the lines.
-    UNREADABLE_TAIL = "unreadable_tail"
-
-
-@attrs.frozen(kw_only=True, slots=True)
-class CaptureProblem:
-    """Something wrong at `line_no` (1-based) of a capture, with the offending text."""
-
-    line_no: int
-    reason: str
-    text: str = ""
-    kind: ProblemKind = ProblemKind.MALFORMED
-
-    def __str__(self) -> str:
-        return f"line {self.line_no}: {self.reason}"
 
 
 class _WsEnvelope(msgspec.Struct):
@@ -269,29 +175,23 @@ def iter_capture(path: str | Path) -> Iterator[CaptureLine | CaptureProblem]:
 
 
 def decode_capture(src: CaptureBytes) -> Iterator[CaptureLine | CaptureProblem]:
-    """Decode `(line_no, line)` pairs into capture lines and problems; closes `src` at the end."""
-    loads = orjson.loads
-    decode_error = orjson.JSONDecodeError
+    """Decode `(line_no, line)` pairs into capture lines and problems; closes `src` at the end.
+
+    One line at a time (a pipe's lines are used as they come); `capture_runs.CaptureRuns`
+    decodes many lines per C call with the same results, for files.
+    """
     ws_envelope = _decode_ws_envelope
     envelope_error = msgspec.DecodeError
     new_ws = _new_ws_line
     last_ms = -1
     line_no = 0
-    gz = src.compressed
-
-    def at(n: int) -> str:  # several files: the reason names the file and its own line
-        if len(src.paths) < 2:
-            return ""
-        path, local = src.locate(n)
-        return f"{path.name}:{local}: "
-
     try:
         for line_no, line in src:
             # Hottest path: a well-formed ws line, decoded into a typed struct in one C pass.
             try:
                 env = ws_envelope(line)
             except envelope_error:
-                pass  # anything else: the dict path below accepts or explains it
+                pass  # anything else: `decode_line` accepts or explains it
             else:
                 ms = env.recv_ms
                 if ms >= 0:
@@ -302,65 +202,94 @@ def decode_capture(src: CaptureBytes) -> Iterator[CaptureLine | CaptureProblem]:
                     last_ms = ms
                     yield new_ws(line_no, ms, env.raw)
                     continue
-            try:
-                doc: Any = loads(line)
-            except decode_error as exc:
-                if not line.strip():
-                    continue
-                cut = "" if line.endswith(b"\n") else " (last line has no newline: cut off?)"
-                yield CaptureProblem(line_no=line_no, reason=f"{at(line_no)}not JSON: {exc}{cut}",
-                                     text=problem_text(line))
-                continue
-            # Hot path (STYLE rule 6): plain dict lookups and exact type checks.
-            if type(doc) is dict:
-                recv_ms = doc.get("recv_ms")
-                raw = doc.get("raw")
-                channel = doc.get("channel")
-                if channel == "health" and type(recv_ms) is int and recv_ms >= 0:
-                    sym, kind, count = doc.get("symbol"), doc.get("kind"), doc.get("count", 0)
-                    first, last = doc.get("first"), doc.get("last")
-                    if type(sym) is str and type(kind) is str and type(count) is int and \
-                            type(first) in (int, type(None)) and type(last) in (int, type(None)):
-                        raw = ""
-                        health: CaptureLine | None = HealthLine(
-                            line_no=line_no, recv_ms=recv_ms, symbol=sym, kind=kind, count=count,
-                            first=first, last=last)
-                    else:
-                        health = None
-                else:
-                    health = None
-                if type(recv_ms) is int and type(raw) is str and recv_ms >= 0:
-                    item: CaptureLine | None = health
-                    if channel == "ws":
-                        item = new_ws(line_no, recv_ms, raw)
-                    elif channel == "rest":
-                        rpath = doc.get("path")
-                        status = doc.get("status")
-                        query = doc.get("query", "")
-                        if type(rpath) is str and type(status) is int and type(query) is str:
-                            item = RestLine(line_no=line_no, recv_ms=recv_ms, path=rpath,
-                                            query=query, status=status, raw=raw)
-                    if item is not None:
-                        if recv_ms < last_ms:
-                            yield CaptureProblem(
-                                line_no=line_no, kind=ProblemKind.CLOCK_BACKWARDS,
-                                reason=f"recv_ms went backwards: {recv_ms} after {last_ms}")
-                        last_ms = recv_ms
-                        yield item
-                        continue
-            yield CaptureProblem(line_no=line_no, reason=at(line_no) + diagnose(doc),
-                                 text=problem_text(line))
-        for tail in src.tails:  # torn ends (a killed writer): reported after the lines
-            yield tail_problem(src, tail)
+            items, last_ms = decode_line(src, line_no, line, last_ms)
+            yield from items
+        yield from (tail_problem(src, tail) for tail in src.tails)  # torn ends, after the lines
     except (EOFError, OSError, zlib.error) as exc:
-        # EOFError: gzip stream ends without its trailer (killed writer, partial copy);
-        # BadGzipFile (an OSError) / zlib.error: corrupt bytes. Nothing after this is usable.
-        what = "compressed data" if gz else "file"
-        yield CaptureProblem(line_no=line_no + 1, kind=ProblemKind.UNREADABLE_TAIL,
-                             reason=f"unreadable {what} after line {line_no}: "
-                                    f"{type(exc).__name__}: {exc}")
+        yield read_failure(src, line_no, exc)
     finally:
         src.close()
+
+
+def read_failure(src: CaptureBytes, line_no: int, exc: BaseException) -> CaptureProblem:
+    """The `UNREADABLE_TAIL` problem of a read that failed after line `line_no`."""
+    # EOFError: gzip stream ends without its trailer (killed writer, partial copy);
+    # BadGzipFile (an OSError) / zlib.error: corrupt bytes. Nothing after this is usable.
+    what = "compressed data" if src.compressed else "file"
+    return CaptureProblem(line_no=line_no + 1, kind=ProblemKind.UNREADABLE_TAIL,
+                          reason=f"unreadable {what} after line {line_no}: "
+                                 f"{type(exc).__name__}: {exc}")
+
+
+def decode_line(src: CaptureBytes, line_no: int, line: bytes, last_ms: int
+                ) -> tuple[list[CaptureLine | CaptureProblem], int]:
+    """One line in full: its items (a clock note before its line) and the new last recv_ms.
+
+    The path of every line the typed envelope does not take: rest and health lines, bad
+    lines (a problem saying what is wrong), blank lines (nothing).
+    """
+    try:
+        env = _decode_ws_envelope(line)
+    except msgspec.DecodeError:
+        pass
+    else:
+        if env.recv_ms >= 0:
+            return _noted(line_no, env.recv_ms, last_ms, _new_ws_line(line_no, env.recv_ms,
+                                                                      env.raw))
+    try:
+        doc: Any = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        if not line.strip():
+            return [], last_ms
+        cut = "" if line.endswith(b"\n") else " (last line has no newline: cut off?)"
+        return [CaptureProblem(line_no=line_no, reason=f"{_at(src, line_no)}not JSON: {exc}{cut}",
+                               text=problem_text(line))], last_ms
+    # Plain dict lookups and exact type checks (STYLE rule 6).
+    if type(doc) is dict:
+        recv_ms = doc.get("recv_ms")
+        raw = doc.get("raw")
+        channel = doc.get("channel")
+        health: CaptureLine | None = None
+        if channel == "health" and type(recv_ms) is int and recv_ms >= 0:
+            sym, kind, count = doc.get("symbol"), doc.get("kind"), doc.get("count", 0)
+            first, last = doc.get("first"), doc.get("last")
+            if type(sym) is str and type(kind) is str and type(count) is int and \
+                    type(first) in (int, type(None)) and type(last) in (int, type(None)):
+                raw = ""
+                health = HealthLine(line_no=line_no, recv_ms=recv_ms, symbol=sym, kind=kind,
+                                    count=count, first=first, last=last)
+        if type(recv_ms) is int and type(raw) is str and recv_ms >= 0:
+            item: CaptureLine | None = health
+            if channel == "ws":
+                item = _new_ws_line(line_no, recv_ms, raw)
+            elif channel == "rest":
+                rpath = doc.get("path")
+                status = doc.get("status")
+                query = doc.get("query", "")
+                if type(rpath) is str and type(status) is int and type(query) is str:
+                    item = RestLine(line_no=line_no, recv_ms=recv_ms, path=rpath,
+                                    query=query, status=status, raw=raw)
+            if item is not None:
+                return _noted(line_no, recv_ms, last_ms, item)
+    return [CaptureProblem(line_no=line_no, reason=_at(src, line_no) + diagnose(doc),
+                           text=problem_text(line))], last_ms
+
+
+def _noted(line_no: int, recv_ms: int, last_ms: int, item: CaptureLine
+           ) -> tuple[list[CaptureLine | CaptureProblem], int]:
+    if recv_ms >= last_ms:
+        return [item], recv_ms
+    return [CaptureProblem(line_no=line_no, kind=ProblemKind.CLOCK_BACKWARDS,
+                           reason=f"recv_ms went backwards: {recv_ms} after {last_ms}"),
+            item], recv_ms
+
+
+def _at(src: CaptureBytes, n: int) -> str:
+    """Several files: a problem's reason names the file and its own line."""
+    if len(src.paths) < 2:
+        return ""
+    path, local = src.locate(n)
+    return f"{path.name}:{local}: "
 
 
 __all__ = [
@@ -378,10 +307,12 @@ __all__ = [
     "WsLine",
     "capture_byte_lines",
     "decode_capture",
+    "decode_line",
     "encode_line",
     "health_doc",
     "iter_capture",
     "open_capture",
+    "read_failure",
     "rest_doc",
     "tail_problem",
     "ws_doc",
