@@ -19,8 +19,10 @@ is honoured up to `backoff_cap_s`. The bot token is part of Telegram's URL, so l
 URL with the token replaced by `<token>`.
 
 The text of an alert is made by ONE function per service (`telegram_payload`,
-`discord_payload`, `slack_payload`), from the alert's fields: that is where evidence (price
-move, OI change, liquidations) goes when alerts carry it.
+`discord_payload`, `slack_payload`), from the alert's fields and, when given, its evidence
+(`engine_adapters.evidence_text.AlertEvidence`): the evidence sentence ("OI −4.1 % in
+60 s, $3.2 M of longs liquidated, price −2.3 % = 4.1σ") follows the message, and the
+price, move, OI change, liquidations and funding per hour are facts beside state and tier.
 
 Config, in the app's TOML beside `[[sinks.webhook]]` (read by `chat_sinks_from_toml`):
 
@@ -49,6 +51,7 @@ from typing import Any
 import aiohttp
 import attrs
 
+from engine_adapters.evidence_text import AlertEvidence, evidence_facts, evidence_text
 from engine_adapters.sinks import RETRY_STATUS, WebhookConfig, WebhookSink, webhooks_from_toml
 from engine_adapters.storage.alerts_json import tick_time
 from engine_core.alerts import Alert
@@ -80,22 +83,29 @@ def _title(a: Alert) -> str:
     return f"{a.kind.name.replace('_', ' ').title()}: {where}"
 
 
-def _facts(a: Alert) -> list[tuple[str, str]]:
-    facts = [("State", a.fsm.name if a.fsm is not None else "-"),
-             ("Tier", a.tier.name if a.tier is not None else "-"),
-             ("Cluster", a.cluster.name), ("Phase", a.phase.name)]
+def _message(a: Alert, ev: AlertEvidence | None) -> str:
+    said = evidence_text(ev) if ev is not None else ""
+    return f"{a.message}\n{said}" if said else a.message
+
+
+def _facts(a: Alert, ev: AlertEvidence | None = None) -> list[tuple[str, str]]:
+    facts = evidence_facts(ev) if ev is not None else []
+    facts += [("State", a.fsm.name if a.fsm is not None else "-"),
+              ("Tier", a.tier.name if a.tier is not None else "-"),
+              ("Cluster", a.cluster.name), ("Phase", a.phase.name)]
     if a.trigger_cost is not None:
         facts.append(("Trigger cost", f"{a.trigger_cost:.2f}"))
     facts.append(("Tick", f"{a.tick_id} ({tick_time(a.tick_id)})"))
     return facts
 
 
-def telegram_payload(a: Alert, *, chat_id: str, parse_mode: str = "HTML") -> dict[str, Any]:
+def telegram_payload(a: Alert, *, chat_id: str, parse_mode: str = "HTML",
+                     evidence: AlertEvidence | None = None) -> dict[str, Any]:
     """sendMessage parameters: bold title, the message, one line per fact (<= 4096 chars)."""
     e = html.escape if parse_mode == "HTML" else str
     bold = (lambda s: f"<b>{e(s)}</b>") if parse_mode == "HTML" else str
-    lines = [bold(_title(a)), e(a.message), ""]
-    lines += [f"{e(k)}: {e(v)}" for k, v in _facts(a)]
+    lines = [bold(_title(a)), e(_message(a, evidence)), ""]
+    lines += [f"{e(k)}: {e(v)}" for k, v in _facts(a, evidence)]
     payload: dict[str, Any] = {"chat_id": chat_id, "text": "\n".join(lines)[:4096],
                                "disable_web_page_preview": True}
     if parse_mode:
@@ -103,29 +113,31 @@ def telegram_payload(a: Alert, *, chat_id: str, parse_mode: str = "HTML") -> dic
     return payload
 
 
-def discord_payload(a: Alert) -> dict[str, Any]:
+def discord_payload(a: Alert, *, evidence: AlertEvidence | None = None) -> dict[str, Any]:
     """Webhook body: a one-line `content` plus one embed with the facts as inline fields."""
     return {
         "content": f"**{_title(a)}**"[:2000],
         "embeds": [{
             "title": _title(a)[:256],
-            "description": a.message[:4096],
+            "description": _message(a, evidence)[:4096],
             "color": _COLOUR.get(a.kind, 0x95A5A6),
             "timestamp": tick_time(a.tick_id),
-            "fields": [{"name": k, "value": v[:1024], "inline": True} for k, v in _facts(a)],
+            "fields": [{"name": k, "value": v[:1024], "inline": True}
+                       for k, v in _facts(a, evidence)][:25],
         }],
         "allowed_mentions": {"parse": []},  # an alert never pings anyone by accident
     }
 
 
-def slack_payload(a: Alert) -> dict[str, Any]:
+def slack_payload(a: Alert, *, evidence: AlertEvidence | None = None) -> dict[str, Any]:
     """Incoming-webhook body: `text` (the notification fallback) plus header/section blocks."""
-    facts = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in _facts(a)]
+    facts = [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in _facts(a, evidence)]
+    msg = _message(a, evidence)
     return {
-        "text": f"{_title(a)}: {a.message}"[:3000],
+        "text": f"{_title(a)}: {msg}"[:3000],
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": _title(a)[:150]}},
-            {"type": "section", "text": {"type": "mrkdwn", "text": a.message[:3000]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": msg[:3000]},
              "fields": facts[:10]},
         ],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine_adapters.chat_sinks import discord_payload, slack_payload, telegram_payload
 from engine_adapters.evidence_text import (
     AlertEvidence,
     evidence_facts,
@@ -13,6 +14,8 @@ from engine_adapters.evidence_text import (
     money,
     price_text,
 )
+from engine_core.alerts import Alert
+from engine_core.states import AlertKind, ClusterState, EventPhase, StructuralState, Tier
 
 FLUSH = AlertEvidence(price=60_120.5, move_pct=-2.3, move_sigma=-4.1, oi_change_pct=-4.1,
                       window_s=60, liq_long_usd=3.2e6, liq_short_usd=0.0,
@@ -67,3 +70,27 @@ def test_json_round_trip_and_errors() -> None:
         evidence_from_json({"colour": 1})
     with pytest.raises(ValueError, match=r"evidence\.price must be a number"):
         evidence_from_json({"price": "1"})
+
+
+def _unwind() -> Alert:
+    return Alert(tick_id=7_182_259_692, kind=AlertKind.STRUCTURAL_UNWIND, token_id=0,
+                 symbol="BTCUSDT", fsm=StructuralState.UNWIND, tier=Tier.TIER_OVERLEVERAGED,
+                 cluster=ClusterState.CLUSTER_CALM, phase=EventPhase.PREP, event_id=0,
+                 trigger_cost=12.5, message="BTCUSDT is UNWINDING: <liquidations>")
+
+
+def test_each_chat_payload_states_the_evidence() -> None:
+    a = _unwind()
+    said = evidence_text(FLUSH)
+    tg = telegram_payload(a, chat_id="1", evidence=FLUSH)["text"]
+    assert "is UNWINDING: &lt;liquidations&gt;\n" + said in tg
+    assert "Price: 60,120.5" in tg and "OI change in 60 s: \u22124.1 %" in tg
+    dc = discord_payload(a, evidence=FLUSH)["embeds"][0]
+    assert dc["description"].endswith("\n" + said)
+    assert {"name": "Liquidated", "value": "$3.2 M longs", "inline": True} in dc["fields"]
+    sl = slack_payload(a, evidence=FLUSH)
+    assert sl["text"].endswith(said) and sl["blocks"][1]["text"]["text"].endswith(said)
+    assert {"type": "mrkdwn", "text": "*Funding*\n0.0100 %/h"} in sl["blocks"][1]["fields"]
+    # without evidence, the payloads are what they were
+    assert said not in telegram_payload(a, chat_id="1")["text"]
+    assert discord_payload(a)["embeds"][0]["description"] == a.message
