@@ -33,6 +33,13 @@ class SourceType(enum.IntEnum):
     FUNDING = 6
     #: Data-health notice from the shell: gap, reconnect, stale feed, overload.
     HEALTH = 7
+    #: Book depth near the price as cumulative notional bands (Binance depth20, archive
+    #: bookDepth).
+    DEPTH = 8
+    #: A symbol's funding settings: interval, cap, floor (Binance REST /fapi/v1/fundingInfo).
+    FUNDING_INFO = 9
+    #: A batch of past open-interest points (Binance REST /futures/data/openInterestHist).
+    OI_HISTORY = 10
 
 
 class Side(enum.IntEnum):
@@ -61,6 +68,13 @@ class HealthKind(enum.IntEnum):
     CATCH_UP = 7
     #: Polling this token's REST data (open interest, funding) is failing or rate-limited.
     REST_DEGRADED = 8
+    #: The exchange stopped trading this symbol (halt, cancel-only, pre-settle): its feed going
+    #: quiet is not a liquidity collapse. Held until SYMBOL_TRADING.
+    SYMBOL_HALTED = 9
+    #: The symbol trades again after SYMBOL_HALTED.
+    SYMBOL_TRADING = 10
+    #: The symbol was settled, closed or delisted: it will not come back this session.
+    SYMBOL_DELISTED = 11
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -150,6 +164,57 @@ class DataHealthReceived:
     count: int = 0
 
 
+@attrs.frozen(kw_only=True, slots=True)
+class DepthReceived:
+    """Book depth near the price, venue-neutral: cumulative quote notional per band of the mid.
+
+    `edges_bps` are the band edges in basis points of the mid, strictly ascending;
+    `bid_notional[i]` is the quote notional (price * qty summed) of the bids priced at or
+    above `mid * (1 - edges_bps[i] / 1e4)`, `ask_notional[i]` that of the asks at or below
+    `mid * (1 + edges_bps[i] / 1e4)`, so both are non-decreasing. Sources: the 20 best levels
+    of Binance `@depth20@100ms`, or the archive's `bookDepth` +-1..5 % bands. `mid` is 0.0 when
+    the source gives none (the archive). `reach_bps` > 0 says the levels reached only that far
+    from the mid (a partial book): wider bands are lower bounds; 0.0 means complete bands.
+    """
+
+    symbol: str
+    exchange_ts: int
+    edges_bps: tuple[int, ...]
+    bid_notional: tuple[float, ...]
+    ask_notional: tuple[float, ...]
+    mid: float = 0.0
+    reach_bps: float = 0.0
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class FundingInfoReceived:
+    """A symbol's funding settings (Binance /fapi/v1/fundingInfo).
+
+    Funding is settled every `interval_hours` hours (1, 4 or 8 on Binance; 8 until this
+    arrives); `cap` and `floor` bound the rate of one interval (`floor` <= 0 <= `cap`).
+    """
+
+    symbol: str
+    exchange_ts: int
+    interval_hours: int
+    cap: float
+    floor: float
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class OpenInterestHistoryReceived:
+    """Past open interest, (epoch ms, contracts) per point, strictly time-ascending.
+
+    From Binance /futures/data/openInterestHist (5-minute points, up to 30 days back), sent
+    once at start so the long OI baseline holds the stock of leverage from the first minute.
+    `exchange_ts` is the time of the newest point.
+    """
+
+    symbol: str
+    exchange_ts: int
+    points: tuple[tuple[int, float], ...]
+
+
 #: Every payload type the core accepts, in SourceType order.
 MarketEvent = (
     TradeReceived
@@ -159,6 +224,9 @@ MarketEvent = (
     | OpenInterestReceived
     | FundingReceived
     | DataHealthReceived
+    | DepthReceived
+    | FundingInfoReceived
+    | OpenInterestHistoryReceived
 )
 
 SOURCE_OF: dict[type, SourceType] = {
@@ -169,4 +237,7 @@ SOURCE_OF: dict[type, SourceType] = {
     OpenInterestReceived: SourceType.OPEN_INTEREST,
     FundingReceived: SourceType.FUNDING,
     DataHealthReceived: SourceType.HEALTH,
+    DepthReceived: SourceType.DEPTH,
+    FundingInfoReceived: SourceType.FUNDING_INFO,
+    OpenInterestHistoryReceived: SourceType.OI_HISTORY,
 }

@@ -20,11 +20,14 @@ from engine_core.events import (
     SOURCE_OF,
     BookTickerReceived,
     DataHealthReceived,
+    DepthReceived,
+    FundingInfoReceived,
     FundingReceived,
     HealthKind,
     LiquidationReceived,
     MarketEvent,
     MarkPriceReceived,
+    OpenInterestHistoryReceived,
     OpenInterestReceived,
     Side,
     TradeReceived,
@@ -36,6 +39,13 @@ MAX_TS_MS = 10**13
 MAX_ABS_VALUE = 1e15
 #: Largest plausible absolute funding rate per interval (Binance caps are a few percent).
 MAX_ABS_FUNDING = 1.0
+#: Most bands one depth event may carry, and the widest band edge (bps of the mid: 100 %).
+MAX_DEPTH_BANDS = 32
+MAX_BAND_BPS = 10_000
+#: Longest funding interval accepted, in hours (Binance uses 1, 4 and 8).
+MAX_FUNDING_HOURS = 24
+#: Most points one open-interest history may carry (30 days of 5-minute points is 8640).
+MAX_OI_HISTORY_POINTS = 100_000
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -86,6 +96,9 @@ _POSITIVE: dict[type, tuple[str, ...]] = {
     OpenInterestReceived: (),
     FundingReceived: ("mark_price", "index_price"),
     DataHealthReceived: (),
+    DepthReceived: (),
+    FundingInfoReceived: (),
+    OpenInterestHistoryReceived: (),
 }
 _IDS: dict[type, tuple[str, ...]] = {
     TradeReceived: ("trade_id",),
@@ -172,6 +185,75 @@ def validate(event: MarketEvent) -> tuple[str, str] | None:
             kind: object = event.kind
             if not isinstance(kind, HealthKind):
                 return "kind", f"kind must be a HealthKind, got {kind!r}"
+        case DepthReceived():
+            return _check_depth(event)
+        case FundingInfoReceived():
+            return _check_funding_info(event)
+        case OpenInterestHistoryReceived():
+            return _check_oi_history(event)
+    return None
+
+
+def _finite_nonneg(v: object) -> bool:
+    return (type(v) is float or type(v) is int) and math.isfinite(v) and 0 <= v <= MAX_ABS_VALUE
+
+
+def _check_depth(e: DepthReceived) -> tuple[str, str] | None:
+    edges: object = e.edges_bps
+    if type(edges) is not tuple or not 0 < len(edges) <= MAX_DEPTH_BANDS:
+        return "edges_bps", f"edges_bps must be a tuple of 1..{MAX_DEPTH_BANDS} band edges"
+    prev = 0
+    for x in edges:
+        if type(x) is not int or not prev < x <= MAX_BAND_BPS:
+            return "edges_bps", (f"edges_bps must be integers, strictly ascending in "
+                                 f"(0, {MAX_BAND_BPS}], got {edges!r}")
+        prev = x
+    for name in ("bid_notional", "ask_notional"):
+        side: object = getattr(e, name)
+        if type(side) is not tuple or len(side) != len(edges):
+            return name, f"{name} must be a tuple of one notional per band edge ({len(edges)})"
+        last = 0.0
+        for v in side:
+            if not _finite_nonneg(v) or v < last:
+                return name, (f"{name} must be finite, >= 0 and non-decreasing (cumulative "
+                              f"from the mid), got {side!r:.80}")
+            last = v
+    for name in ("mid", "reach_bps"):
+        if not _finite_nonneg(getattr(e, name)):
+            return name, f"{name} must be a finite number >= 0 (0 = not given)"
+    return None
+
+
+def _check_funding_info(e: FundingInfoReceived) -> tuple[str, str] | None:
+    h: object = e.interval_hours
+    if type(h) is not int or not 0 < h <= MAX_FUNDING_HOURS:
+        return "interval_hours", (f"interval_hours must be an integer in 1..{MAX_FUNDING_HOURS},"
+                                  f" got {h!r}")
+    cap, floor = e.cap, e.floor
+    if not _is_num(cap) or not math.isfinite(cap) or not 0 < cap <= MAX_ABS_FUNDING:
+        return "cap", f"cap must be a rate in (0, {MAX_ABS_FUNDING}], got {cap!r}"
+    if not _is_num(floor) or not math.isfinite(floor) or not -MAX_ABS_FUNDING <= floor <= 0:
+        return "floor", f"floor must be a rate in [-{MAX_ABS_FUNDING}, 0], got {floor!r}"
+    return None
+
+
+def _check_oi_history(e: OpenInterestHistoryReceived) -> tuple[str, str] | None:
+    pts: object = e.points
+    if type(pts) is not tuple or not 0 < len(pts) <= MAX_OI_HISTORY_POINTS:
+        return "points", f"points must be a tuple of 1..{MAX_OI_HISTORY_POINTS} (ts, oi) pairs"
+    prev = -1
+    for i, pt in enumerate(pts):
+        if type(pt) is not tuple or len(pt) != 2:
+            return "points", f"points[{i}] must be a (ts, oi) pair, got {pt!r:.40}"
+        ts, oi = pt
+        if type(ts) is not int or not prev < ts <= MAX_TS_MS:
+            return "points", (f"points[{i}]: ts must be integer ms, strictly ascending, "
+                              f"got {ts!r} after {prev}")
+        if not _is_num(oi) or not math.isfinite(oi) or not 0 < oi <= MAX_ABS_VALUE:
+            return "points", f"points[{i}]: open interest must be a finite number > 0, got {oi!r}"
+        prev = ts
+    if e.exchange_ts < prev:
+        return "exchange_ts", f"exchange_ts {e.exchange_ts} is before the newest point {prev}"
     return None
 
 

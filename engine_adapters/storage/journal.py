@@ -20,7 +20,13 @@ Tick frame (little-endian); `crc32c` covers bytes 0 .. frame_len - 4:
 Event: `source u8 | symbol u16 (index into the header's table) | exchange_ts i64 |
 local_seq i64`, then the payload's fields in declaration order (symbol excluded):
 f64 for prices/sizes/rates, i64 for times and ids, u8 for bools and enums. Floats are stored
-as IEEE-754 f64 and strings as table indexes, so a round trip is exact.
+as IEEE-754 f64 and strings as table indexes, so a round trip is exact. Three payloads have
+a variable part after the common head:
+
+    DEPTH         exchange_ts i64 | mid f64 | reach_bps f64 | n u16 | n x (edge u16, bid f64,
+                  ask f64)
+    FUNDING_INFO  exchange_ts i64 | interval_hours u16 | cap f64 | floor f64
+    OI_HISTORY    exchange_ts i64 | n u32 | n x (ts i64, oi f64)
 """
 
 from __future__ import annotations
@@ -54,10 +60,13 @@ from engine_core.config import Config
 from engine_core.events import (
     BookTickerReceived,
     DataHealthReceived,
+    DepthReceived,
+    FundingInfoReceived,
     FundingReceived,
     HealthKind,
     LiquidationReceived,
     MarkPriceReceived,
+    OpenInterestHistoryReceived,
     OpenInterestReceived,
     Side,
     SourceType,
@@ -84,6 +93,8 @@ _LAYOUT: dict[SourceType, tuple[type, tuple[str, ...], str]] = {
     SourceType.FUNDING: (FundingReceived, ("exchange_ts", "funding_rate", "mark_price",
                                            "index_price", "next_funding_ts"), "qdddq"),
     SourceType.HEALTH: (DataHealthReceived, ("exchange_ts", "kind", "count"), "qBq"),
+    SourceType.FUNDING_INFO: (FundingInfoReceived,
+                              ("exchange_ts", "interval_hours", "cap", "floor"), "qHdd"),
 }
 _STRUCTS = {s: struct.Struct(_EV + codes) for s, (_c, _f, codes) in _LAYOUT.items()}
 _BY_CODE = {int(s): (st, _LAYOUT[s][0], _LAYOUT[s][1], s) for s, st in _STRUCTS.items()}
@@ -103,6 +114,62 @@ class JournalTick:
 _PACKERS: dict[SourceType, tuple[Callable[..., bytes], Callable[[Any], tuple[Any, ...]]]] = {
     src: (_STRUCTS[src].pack, operator.attrgetter(*fields))
     for src, (_c, fields, _codes) in _LAYOUT.items()
+}
+# Payloads with a variable part: a head struct, then `n` items of a fixed struct.
+_DEPTH_HEAD = struct.Struct(_EV + "qddH")
+_DEPTH_BAND = struct.Struct("<Hdd")
+_OIH_HEAD = struct.Struct(_EV + "qI")
+_OIH_POINT = struct.Struct("<qd")
+
+
+def _pack_depth(src: int, tok: int, ts: int, seq: int, d: DepthReceived) -> bytes:
+    n = len(d.edges_bps)
+    if len(d.bid_notional) != n or len(d.ask_notional) != n:
+        raise struct.error(f"{n} band edges but {len(d.bid_notional)} bid and "
+                           f"{len(d.ask_notional)} ask notionals")
+    band = _DEPTH_BAND.pack
+    return _DEPTH_HEAD.pack(src, tok, ts, seq, d.exchange_ts, d.mid, d.reach_bps, n) + \
+        b"".join([band(e, b, a) for e, b, a in zip(d.edges_bps, d.bid_notional,
+                                                    d.ask_notional, strict=True)])
+
+
+def _pack_oi_history(src: int, tok: int, ts: int, seq: int,
+                     h: OpenInterestHistoryReceived) -> bytes:
+    point = _OIH_POINT.pack
+    return _OIH_HEAD.pack(src, tok, ts, seq, h.exchange_ts, len(h.points)) + \
+        b"".join([point(t, oi) for t, oi in h.points])
+
+
+def _unpack_depth(data: bytes, p: int, symbols: Sequence[str]
+                  ) -> tuple[tuple[int, int], DepthReceived, int]:
+    _s, sym, ts, seq, ets, mid, reach, n = _DEPTH_HEAD.unpack_from(data, p)
+    p += _DEPTH_HEAD.size
+    bands = [_DEPTH_BAND.unpack_from(data, p + i * _DEPTH_BAND.size) for i in range(n)]
+    return (ts, seq), DepthReceived(
+        symbol=symbols[sym], exchange_ts=ets, mid=mid, reach_bps=reach,
+        edges_bps=tuple(b[0] for b in bands), bid_notional=tuple(b[1] for b in bands),
+        ask_notional=tuple(b[2] for b in bands)), p + n * _DEPTH_BAND.size
+
+
+def _unpack_oi_history(data: bytes, p: int, symbols: Sequence[str]
+                       ) -> tuple[tuple[int, int], OpenInterestHistoryReceived, int]:
+    _s, sym, ts, seq, ets, n = _OIH_HEAD.unpack_from(data, p)
+    p += _OIH_HEAD.size
+    pts = tuple(_OIH_POINT.unpack_from(data, p + i * _OIH_POINT.size) for i in range(n))
+    return (ts, seq), OpenInterestHistoryReceived(symbol=symbols[sym], exchange_ts=ets,
+                                                  points=pts), p + n * _OIH_POINT.size
+
+
+def _whole(payload: Any) -> tuple[Any, ...]:
+    return (payload,)
+
+
+_PACKERS[SourceType.DEPTH] = (_pack_depth, _whole)
+_PACKERS[SourceType.OI_HISTORY] = (_pack_oi_history, _whole)
+_VAR_DECODERS: dict[int, tuple[SourceType, Callable[
+    [bytes, int, Sequence[str]], tuple[tuple[int, int], Any, int]]]] = {
+    int(SourceType.DEPTH): (SourceType.DEPTH, _unpack_depth),
+    int(SourceType.OI_HISTORY): (SourceType.OI_HISTORY, _unpack_oi_history),
 }
 
 
@@ -150,6 +217,12 @@ def decode_tick(data: bytes, off: int, symbols: Sequence[str], path: Path | str)
             p += 6
             events = []
             for _ in range(cnt):
+                var = _VAR_DECODERS.get(data[p])
+                if var is not None:
+                    (ts, seq), payload, p = var[1](data, p, symbols)
+                    events.append(CanonicalEvent(token_id=tok, source=var[0], exchange_ts=ts,
+                                                 local_seq=seq, payload=payload))
+                    continue
                 st, cls, fields, src = _BY_CODE[data[p]]
                 v = st.unpack_from(data, p)
                 p += st.size

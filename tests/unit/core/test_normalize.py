@@ -96,3 +96,56 @@ def test_fast_batch_and_record_constructors_match_attrs() -> None:
     assert fast_r.to_bytes() == slow_r.to_bytes()
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         fast_r.fsm = 1  # type: ignore[misc]
+
+
+def _depth(**kw: object) -> ec.DepthReceived:
+    base: dict[str, object] = dict(symbol="BTCUSDT", exchange_ts=1, edges_bps=(10, 25),
+                                   bid_notional=(1e5, 3e5), ask_notional=(2e5, 2e5))
+    base.update(kw)
+    return ec.DepthReceived(**base)  # type: ignore[arg-type]
+
+
+def test_new_inputs_are_accepted_when_valid() -> None:
+    n = ec.EventNormalizer(["BTCUSDT"])
+    good: list[ec.MarketEvent] = [
+        _depth(), _depth(mid=60_000.0, reach_bps=18.5),
+        ec.FundingInfoReceived(symbol="BTCUSDT", exchange_ts=1, interval_hours=4, cap=0.02,
+                               floor=-0.02),
+        ec.OpenInterestHistoryReceived(symbol="BTCUSDT", exchange_ts=600_000,
+                                       points=((300_000, 10.0), (600_000, 11.5))),
+        ec.DataHealthReceived(symbol="BTCUSDT", exchange_ts=1, kind=ec.HealthKind.SYMBOL_HALTED),
+    ]
+    for e in good:
+        out = n.normalize(e)
+        assert isinstance(out, ec.CanonicalEvent), out
+        assert out.source is ec.events.SOURCE_OF[type(e)]
+
+
+@pytest.mark.parametrize(("event", "field"), [
+    (_depth(edges_bps=()), "edges_bps"),
+    (_depth(edges_bps=(25, 10)), "edges_bps"),
+    (_depth(edges_bps=(0, 10)), "edges_bps"),
+    (_depth(bid_notional=(1e5,)), "bid_notional"),
+    (_depth(bid_notional=(3e5, 1e5)), "bid_notional"),
+    (_depth(ask_notional=(1.0, float("nan"))), "ask_notional"),
+    (_depth(mid=-1.0), "mid"),
+    (_depth(reach_bps=float("inf")), "reach_bps"),
+    (ec.FundingInfoReceived(symbol="BTCUSDT", exchange_ts=1, interval_hours=0, cap=0.02,
+                            floor=-0.02), "interval_hours"),
+    (ec.FundingInfoReceived(symbol="BTCUSDT", exchange_ts=1, interval_hours=8, cap=0.0,
+                            floor=-0.02), "cap"),
+    (ec.FundingInfoReceived(symbol="BTCUSDT", exchange_ts=1, interval_hours=8, cap=0.02,
+                            floor=0.01), "floor"),
+    (ec.OpenInterestHistoryReceived(symbol="BTCUSDT", exchange_ts=9, points=()), "points"),
+    (ec.OpenInterestHistoryReceived(symbol="BTCUSDT", exchange_ts=9,
+                                    points=((5, 1.0), (5, 2.0))), "points"),
+    (ec.OpenInterestHistoryReceived(symbol="BTCUSDT", exchange_ts=9,
+                                    points=((5, 0.0),)), "points"),
+    (ec.OpenInterestHistoryReceived(symbol="BTCUSDT", exchange_ts=4,
+                                    points=((5, 1.0),)), "exchange_ts"),
+])
+def test_invalid_new_inputs_are_rejections_naming_the_field(event: ec.MarketEvent,
+                                                            field: str) -> None:
+    out = ec.EventNormalizer(["BTCUSDT"]).normalize(event)
+    assert isinstance(out, ec.Rejection), out
+    assert out.field == field, out

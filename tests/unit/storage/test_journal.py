@@ -18,11 +18,14 @@ from engine_core.events import (
     SOURCE_OF,
     BookTickerReceived,
     DataHealthReceived,
+    DepthReceived,
+    FundingInfoReceived,
     FundingReceived,
     HealthKind,
     LiquidationReceived,
     MarketEvent,
     MarkPriceReceived,
+    OpenInterestHistoryReceived,
     OpenInterestReceived,
     Side,
     TradeReceived,
@@ -50,6 +53,15 @@ def payloads(sym: str) -> st.SearchStrategy[MarketEvent]:
                   mark_price=F, index_price=F, next_funding_ts=I64),
         st.builds(DataHealthReceived, symbol=st.just(sym), exchange_ts=I64,
                   kind=st.sampled_from(HealthKind), count=I64),
+        st.integers(0, 6).flatmap(lambda n: st.builds(
+            DepthReceived, symbol=st.just(sym), exchange_ts=I64,
+            edges_bps=st.tuples(*[st.integers(0, 65535)] * n),
+            bid_notional=st.tuples(*[F] * n), ask_notional=st.tuples(*[F] * n), mid=F,
+            reach_bps=F)),
+        st.builds(FundingInfoReceived, symbol=st.just(sym), exchange_ts=I64,
+                  interval_hours=st.integers(0, 65535), cap=F, floor=F),
+        st.builds(OpenInterestHistoryReceived, symbol=st.just(sym), exchange_ts=I64,
+                  points=st.lists(st.tuples(I64, F), max_size=5).map(tuple)),
     )
 
 
