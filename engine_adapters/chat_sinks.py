@@ -296,20 +296,21 @@ class ChatSink(WebhookSink):
                             "a plain WebhookConfig makes a WebhookSink")
         return cls(cfg, seed=seed)
 
-    def payload(self, alert: Alert) -> dict[str, Any]:
-        """The request body for `alert` in this service's format."""
+    def payload(self, alert: Alert, evidence: AlertEvidence | None = None) -> dict[str, Any]:
+        """The request body for `alert` (and its evidence) in this service's format."""
         c = self.chat
         if c.service is ChatService.TELEGRAM:
-            return telegram_payload(alert, chat_id=c.chat_id, parse_mode=c.parse_mode)
+            return telegram_payload(alert, chat_id=c.chat_id, parse_mode=c.parse_mode,
+                                    evidence=evidence)
         if c.service is ChatService.DISCORD:
-            return discord_payload(alert)
-        return slack_payload(alert)
+            return discord_payload(alert, evidence=evidence)
+        return slack_payload(alert, evidence=evidence)
 
-    async def _deliver(self, alert: Alert) -> None:
+    async def _deliver(self, alert: Alert, evidence: AlertEvidence | None = None) -> None:
         """Send one alert until the service takes it, refuses it, or it is abandoned."""
         assert self._session is not None
         cfg, name = self.config, self.chat.redacted_url
-        body = json.dumps(self.payload(alert), separators=(",", ":")).encode()
+        body = json.dumps(self.payload(alert, evidence), separators=(",", ":")).encode()
         attempt = 0
         while True:
             wait: float | None = None

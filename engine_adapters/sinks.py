@@ -36,6 +36,7 @@ from typing import Any
 import aiohttp
 import attrs
 
+from engine_adapters.evidence_text import AlertEvidence
 from engine_adapters.storage.alerts_json import alert_to_json
 from engine_core.alerts import Alert
 from engine_core.states import AlertKind
@@ -147,12 +148,16 @@ class WebhookStats:
     pending: int
 
 
-def _body(alert: Alert) -> bytes:
-    return json.dumps(alert_to_json(alert), sort_keys=True, separators=(",", ":")).encode()
+def _body(alert: Alert, evidence: AlertEvidence | None = None) -> bytes:
+    return json.dumps(alert_to_json(alert, evidence), sort_keys=True,
+                      separators=(",", ":")).encode()
 
 
 class WebhookSink:
     """POSTs alerts as JSON to one URL from a background task; calling it only enqueues."""
+
+    #: The loop hands this sink each alert's evidence (`evidence=`), stated in the body.
+    takes_evidence = True
 
     def __init__(self, url: str, *, timeout_s: float = 5.0, max_retries: int | None = None,
                  backoff_base_s: float = 0.5, backoff_cap_s: float = 30.0,
@@ -162,7 +167,8 @@ class WebhookSink:
             url=url, timeout_s=timeout_s, max_retries=max_retries,
             backoff_base_s=backoff_base_s, backoff_cap_s=backoff_cap_s,
             queue_limit=queue_limit, headers=tuple((headers or {}).items()), kinds=kinds)
-        self._queue: collections.deque[Alert] = collections.deque()
+        self._queue: collections.deque[tuple[Alert, AlertEvidence | None]] = \
+            collections.deque()
         self._rng = random.Random(seed)  # jitter only; seeded so tests are repeatable
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -180,13 +186,16 @@ class WebhookSink:
                    seed=seed)
 
     # ------------------------------------------------------------------ tick-loop side
-    def __call__(self, alerts: Sequence[Alert]) -> None:
-        """Enqueue `alerts` (O(len(alerts)), no I/O, no await); safe from any thread."""
+    def __call__(self, alerts: Sequence[Alert],
+                 evidence: Sequence[AlertEvidence | None] | None = None) -> None:
+        """Enqueue `alerts` (O(len(alerts)), no I/O, no await); safe from any thread.
+
+        `evidence`, when given, holds one entry per alert (None: nothing to state)."""
         q = self._queue
         limit = self.config.queue_limit
         kinds = self.config.kinds
         added = False
-        for a in alerts:
+        for i, a in enumerate(alerts):
             if kinds is not None and a.kind not in kinds:
                 continue
             if len(q) >= limit:
@@ -196,7 +205,7 @@ class WebhookSink:
                                 "latest dropped: %s at tick %d", self.config.url, limit,
                                 self._dropped, a.kind.name, a.tick_id)
                 continue
-            q.append(a)
+            q.append((a, evidence[i] if evidence is not None else None))
             added = True
         if added and self._wake is not None:
             if threading.get_ident() == self._loop_thread:
@@ -253,7 +262,7 @@ class WebhookSink:
             self._session = None
         if self._queue:
             log.warning("webhook %s: stopped with %d alert(s) undelivered (first at tick %d)",
-                        self.config.url, len(self._queue), self._queue[0].tick_id)
+                        self.config.url, len(self._queue), self._queue[0][0].tick_id)
         return self.stats
 
     async def _run(self) -> None:
@@ -263,7 +272,7 @@ class WebhookSink:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            await self._deliver(self._queue[0])
+            await self._deliver(*self._queue[0])
             self._queue.popleft()
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -274,11 +283,11 @@ class WebhookSink:
             delay = max(delay, min(retry_after, cfg.backoff_cap_s))
         return delay
 
-    async def _deliver(self, alert: Alert) -> None:
+    async def _deliver(self, alert: Alert, evidence: AlertEvidence | None = None) -> None:
         """Send one alert until it is acknowledged, refused, or abandoned."""
         assert self._session is not None
         cfg = self.config
-        body = _body(alert)
+        body = _body(alert, evidence)
         key = f"{alert.tick_id}-{alert.kind.name}-{alert.token_id}"
         attempt = 0
         while True:

@@ -21,6 +21,7 @@ import attrs
 import engine_core as ec
 from engine_adapters.binance.dedup import IdGap
 from engine_adapters.ingest import Ingest, IngestStats
+from engine_app.evidence_port import EvidenceTracker
 from engine_app.ports import AlertSink, Ports, QuarantineSink
 
 __all__ = ["AlertSink", "Session", "StepFn", "TickStats", "tune_gc"]
@@ -66,6 +67,8 @@ class Session:
         self.symbols = tuple(symbols)
         self.ports = ports
         self.sinks: list[AlertSink] = list(ports.sinks)
+        #: The facts each alert states (price, OI change, liquidations, funding per hour).
+        self.evidence = EvidenceTracker(self.symbols)
         self.stats = TickStats()
         self.recovery_messages = list(ports.recovery)
         #: A restart continues the log: the new session starts after its last tick.
@@ -117,14 +120,22 @@ class Session:
         ports.log.append_tick(tick_id, records, alerts)
         if ports.bars is not None:
             ports.bars.add_tick(tick_id, batches)
+        self.evidence.add_tick(tick_id, batches)
         st = self.stats
         if alerts:
-            ports.alerts.append(alerts)
+            ev = self.evidence.evidence_for(alerts)
+            if getattr(ports.alerts, "takes_evidence", False):
+                ports.alerts.append(alerts, ev)  # type: ignore[call-arg]
+            else:
+                ports.alerts.append(alerts)
             for a in alerts:
                 st.alerts[a.kind.name] += 1
                 self.recent_alerts.append(a)
             for sink in self.sinks:
-                sink(alerts)
+                if getattr(sink, "takes_evidence", False):
+                    sink(alerts, ev)  # type: ignore[call-arg]
+                else:
+                    sink(alerts)
         st.ticks += 1
         if st.first_tick is None:
             st.first_tick = tick_id

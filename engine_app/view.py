@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from engine_adapters.evidence_text import AlertEvidence
 from engine_adapters.storage.alerts_json import alert_to_json, tick_time
 from engine_core import TICK_MS
 from engine_core.alerts import Alert
@@ -235,15 +236,21 @@ class JsonLinesOut:
     A closed pipe (`... | head`) disables the sink instead of breaking the tick loop.
     """
 
+    #: The loop hands this sink each alert's evidence (`evidence=`), written on its line.
+    takes_evidence = True
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream if stream is not None else sys.stdout
         self.closed = False
 
-    def __call__(self, alerts: Sequence[Alert]) -> None:
+    def __call__(self, alerts: Sequence[Alert],
+                 evidence: Sequence[AlertEvidence | None] | None = None) -> None:
         if self.closed or not alerts:
             return
-        text = "".join(json.dumps(alert_to_json(a), sort_keys=True, separators=(",", ":"))
-                       + "\n" for a in alerts)
+        evs = evidence if evidence is not None else [None] * len(alerts)
+        text = "".join(json.dumps(alert_to_json(a, e), sort_keys=True,
+                                  separators=(",", ":")) + "\n"
+                       for a, e in zip(alerts, evs, strict=True))
         try:
             self.stream.write(text)
             self.stream.flush()

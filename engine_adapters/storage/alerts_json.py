@@ -11,6 +11,11 @@ and readable by people and jq):
 `time` is the end of the tick in UTC (tick_id * 250 ms): derived, never a wall clock.
 
 `fsm`, `tier` and `trigger_cost` are null for market-wide alerts (token_id -1, symbol "*").
+
+A token alert written by a session that tracks evidence (`engine_app.evidence_port`) also
+carries `evidence` (the facts as numbers, null where unknown) and `evidence_text` (the
+sentence, e.g. "OI −4.1 % in 60 s, $3.2 M of longs liquidated, price −2.3 %"); see
+`engine_adapters.evidence_text`. Readers that do not know them ignore them.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from engine_adapters.evidence_text import AlertEvidence, evidence_json, evidence_text
 from engine_core.alerts import Alert
 from engine_core.states import AlertKind, ClusterState, EventPhase, StructuralState, Tier
 
@@ -34,9 +40,9 @@ def tick_time(tick_id: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
-def alert_to_json(alert: Alert) -> dict[str, Any]:
-    """Plain dict of an alert, enums by name."""
-    return {
+def alert_to_json(alert: Alert, evidence: AlertEvidence | None = None) -> dict[str, Any]:
+    """Plain dict of an alert, enums by name; with `evidence`, its facts and sentence too."""
+    d = {
         "tick_id": alert.tick_id,
         "kind": alert.kind.name,
         "token_id": alert.token_id,
@@ -50,6 +56,10 @@ def alert_to_json(alert: Alert) -> dict[str, Any]:
         "trigger_cost": alert.trigger_cost,
         "message": alert.message,
     }
+    if evidence is not None:
+        d["evidence"] = evidence_json(evidence)
+        d["evidence_text"] = evidence_text(evidence)
+    return d
 
 
 def alert_from_json(d: dict[str, Any]) -> Alert:
@@ -68,12 +78,15 @@ def alert_from_json(d: dict[str, Any]) -> Alert:
         raise ValueError(f"alert JSON: missing key or unknown name {exc}") from None
 
 
-def dumps(alert: Alert) -> str:
-    return json.dumps(alert_to_json(alert), sort_keys=True, separators=(",", ":"))
+def dumps(alert: Alert, evidence: AlertEvidence | None = None) -> str:
+    return json.dumps(alert_to_json(alert, evidence), sort_keys=True, separators=(",", ":"))
 
 
 class AlertsFile:
     """Appends alerts, one JSON line each; a line is written whole with one os.write."""
+
+    #: `append` takes each alert's evidence (the session loop checks this flag).
+    takes_evidence = True
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -89,8 +102,13 @@ class AlertsFile:
         if not data.endswith(b"\n"):
             os.truncate(self.path, data.rfind(b"\n") + 1)
 
-    def append(self, alerts: Iterable[Alert]) -> None:
-        text = "".join(dumps(a) + "\n" for a in alerts)
+    def append(self, alerts: Iterable[Alert],
+               evidence: Sequence[AlertEvidence | None] | None = None) -> None:
+        """Append alerts (with `evidence`: one per alert, None for none) as whole lines."""
+        if evidence is None:
+            text = "".join(dumps(a) + "\n" for a in alerts)
+        else:
+            text = "".join(dumps(a, e) + "\n" for a, e in zip(alerts, evidence, strict=True))
         if text:
             view = memoryview(text.encode())
             while view:
@@ -98,12 +116,14 @@ class AlertsFile:
 
     def truncate_after(self, tick_id: int | None) -> int:
         """Drop alerts of ticks after `tick_id` (the log's last complete tick after recovery)."""
-        kept = [line for line in read_lines(self.path)
-                if tick_id is not None and line[1].tick_id <= tick_id]
-        dropped = sum(1 for _ in read_lines(self.path)) - len(kept)
+        lines = [x + "\n" for x in self.path.read_text(encoding="utf-8").split("\n")
+                 if x.strip()]
+        kept = [line for (_, a), line in zip(read_lines(self.path), lines, strict=True)
+                if tick_id is not None and a.tick_id <= tick_id]
+        dropped = len(lines) - len(kept)
         if dropped:
             tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(dumps(a) + "\n" for _, a in kept))
+            tmp.write_text("".join(kept), encoding="utf-8")  # lines kept verbatim
             os.replace(tmp, self.path)
             os.close(self._fd)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)

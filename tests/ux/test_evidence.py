@@ -1,0 +1,87 @@
+"""Each alert states its evidence in alerts.jsonl, and verify still reproduces the alerts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import engine_core as ec
+from engine_adapters.evidence_text import evidence_from_json, evidence_text
+from engine_app.cli import main
+from engine_app.evidence_port import WINDOW_TICKS, EvidenceTracker
+from engine_core.canonical import CanonicalBatch, CanonicalEvent
+from engine_core.events import (
+    SOURCE_OF,
+    BookTickerReceived,
+    LiquidationReceived,
+    MarkPriceReceived,
+    OpenInterestReceived,
+    Side,
+)
+
+
+def _batch(tick: int, *events: ec.MarketEvent) -> tuple[CanonicalBatch, ...]:
+    evs = tuple(CanonicalEvent(token_id=0, source=SOURCE_OF[type(e)], exchange_ts=tick * 250,
+                               local_seq=i, payload=e) for i, e in enumerate(events))
+    return (CanonicalBatch(token_id=0, tick_id=tick, events=evs),)
+
+
+def _book(ts: int, mid: float) -> BookTickerReceived:
+    return BookTickerReceived(symbol="BTCUSDT", exchange_ts=ts, bid=mid - 0.5, bid_qty=1.0,
+                              ask=mid + 0.5, ask_qty=1.0)
+
+
+def test_the_tracker_states_the_last_minute() -> None:
+    tr = EvidenceTracker(("BTCUSDT",))
+    tr.set_interval("BTCUSDT", 4)
+    t0 = 1000
+    tr.add_tick(t0, _batch(t0, _book(0, 100.0), OpenInterestReceived(
+        symbol="BTCUSDT", exchange_ts=0, open_interest=1000.0)))
+    # a liquidation before the window starts is not counted
+    tr.add_tick(t0 + 1, _batch(t0 + 1, LiquidationReceived(
+        symbol="BTCUSDT", exchange_ts=1, side=Side.SELL, price=100.0, qty=5.0)))
+    for k in range(2, WINDOW_TICKS + 1):
+        tr.add_tick(t0 + k, _batch(t0 + k))
+    end = t0 + WINDOW_TICKS + 1
+    tr.add_tick(end, _batch(end, _book(2, 97.7), OpenInterestReceived(
+        symbol="BTCUSDT", exchange_ts=2, open_interest=959.0), LiquidationReceived(
+        symbol="BTCUSDT", exchange_ts=2, side=Side.SELL, price=98.0, qty=32_000.0),
+        LiquidationReceived(symbol="BTCUSDT", exchange_ts=2, side=Side.BUY, price=98.0,
+                            qty=10.0), MarkPriceReceived(
+        symbol="BTCUSDT", exchange_ts=2, mark_price=97.6, index_price=97.8,
+        funding_rate=0.0004)))
+    ev = tr.evidence(0)
+    assert ev.window_s == 60 and ev.price == 97.7 and ev.oi == 959.0
+    assert ev.move_pct == pytest.approx(-2.3) and ev.oi_change_pct == pytest.approx(-4.1)
+    assert ev.liq_long_usd == pytest.approx(3_136_000.0) and ev.liq_short_usd == 980.0
+    assert ev.funding_per_hour == pytest.approx(0.0001) and (ev.mark, ev.index) == (97.6, 97.8)
+    assert evidence_text(ev) == ("OI \u22124.1 % in 60 s, $3.14 M of longs and $980 of shorts "
+                                 "liquidated, price \u22122.3 %, funding 0.0100 %/h")
+    with pytest.raises(ValueError, match="BTCUSDT: funding interval must be > 0"):
+        tr.set_interval("BTCUSDT", 0)
+
+
+def test_before_any_data_nothing_is_stated() -> None:
+    tr = EvidenceTracker(("BTCUSDT",))
+    assert evidence_text(tr.evidence(0)) == ""
+    tr.add_tick(5, _batch(5))
+    ev = tr.evidence(0)
+    assert ev.price is None and ev.oi_change_pct is None and ev.window_s is None
+
+
+def test_alerts_jsonl_states_the_evidence_and_verify_passes(data_dir: Path) -> None:
+    lines = [json.loads(x) for x in (data_dir / "alerts.jsonl").read_text().splitlines()]
+    token = [d for d in lines if d["token_id"] >= 0]
+    market = [d for d in lines if d["token_id"] < 0]
+    assert token and market
+    for d in token:
+        ev = evidence_from_json(d["evidence"])
+        assert d["evidence_text"] == evidence_text(ev)
+        # the window is the last 60 s, shorter in the first minute of a session (it says so)
+        assert ev.price is not None and ev.price > 0 and 0 < (ev.window_s or 0) <= 60
+    unwinds = [d for d in token if d["kind"] == "STRUCTURAL_UNWIND"]
+    assert any("liquidated" in d["evidence_text"] for d in unwinds)
+    assert all("evidence" not in d for d in market)
+    assert main(["verify", str(data_dir)]) == 0
