@@ -129,6 +129,11 @@ class CaptureBytes:
         return iter(self._lines)
 
     @property
+    def streaming(self) -> bool:
+        """A pipe: its lines arrive over time (a reader must not wait for many at once)."""
+        return self._multi is None
+
+    @property
     def tails(self) -> tuple[TornTail, ...]:
         """The torn ends met so far (complete once the iteration has ended)."""
         return () if self._multi is None else tuple(self._multi.tails)

@@ -2,7 +2,7 @@
 
     ports = open_ports(data_dir, cfg, symbols, engine_version=..., fsync=...)   real defaults
     session = Session(cfg, symbols, ports)         or open_session(...) for both at once
-    n = run_lines(session, iter_capture(path))     virtual clock driven by receive times
+    n = run_lines(session, CaptureRuns(src))       virtual clock driven by receive times
     report = replay_journal(src_dir, out_dir)      a journal source through the same step
 
 `live` drives the same `Session` from the real clock (`engine_app.live`). A source is
@@ -19,7 +19,14 @@ from pathlib import Path
 
 import engine_core as ec
 from engine_adapters.binance.dedup import IdGap
-from engine_adapters.capture import CaptureLine, CaptureProblem, ProblemKind, WsLine, iter_capture
+from engine_adapters.capture import (
+    CaptureLine,
+    CaptureProblem,
+    ProblemKind,
+    WsLine,
+    capture_byte_lines,
+)
+from engine_adapters.capture_runs import CaptureRuns, WsRun
 from engine_adapters.quarantine import QuarantineWriter
 from engine_adapters.storage import AlertsFile, JournalWriter, LogWriter, trim_journal
 from engine_adapters.storage.alerts_json import ALERTS_FILE
@@ -68,7 +75,7 @@ def open_session(data_dir: DataDir, cfg: ec.Config, symbols: Sequence[str], *,
     return Session(cfg, tuple(symbols), ports, on_gap=on_gap)
 
 
-def run_lines(session: Session, items: Iterable[CaptureItem], *,
+def run_lines(session: Session, items: Iterable[CaptureItem] | CaptureRuns, *,
               progress: ProgressFn | None = None, stop: Callable[[], bool] | None = None,
               until_ms: int | None = None) -> int:
     """The virtual clock: feed capture-format items, stepping every tick before each one's.
@@ -77,16 +84,48 @@ def run_lines(session: Session, items: Iterable[CaptureItem], *,
     exactly as the live clock stepped them while the message was in flight; at the end the
     tick holding the last messages is stepped. Returns the number of capture lines read
     (a "recv_ms went backwards" note is not a line: its line follows and is counted).
+    A `CaptureRuns` source is read through its `runs()`: ws lines come in `WsRun`s,
+    taken without a per-line item (the same lines, in the same order, as iterating it).
     """
     n = 0
     nxt = session.next_tick  # None until the first message fixes the first tick
     last_t = -1
     ingest = session.ingest
     take_ws = ingest.ws
-    take = ingest.line
     step_tick = session.step_tick
     tick_of = ec.tick_of_recv_ms
-    for item in items:
+
+    def clock_to(t: int) -> bool:
+        """Step every tick before `t` (empty ones too); True if `stop` said so meanwhile."""
+        nonlocal nxt
+        if nxt is None:
+            nxt = t
+        while nxt < t:
+            step_tick(nxt)
+            nxt += 1
+            if stop is not None and stop():
+                return True
+        return False
+
+    for item in items.runs() if isinstance(items, CaptureRuns) else items:
+        if isinstance(item, WsRun):  # many ws lines, no per-line item (the common case)
+            line_no = item.first_line
+            for env in item.envelopes:
+                n += 1
+                if progress is not None and not n % 50_000:
+                    progress(n)
+                recv = env.recv_ms
+                if until_ms is not None and recv >= until_ms:
+                    session.drain()
+                    return n
+                t = tick_of(recv)
+                if t != last_t:
+                    last_t = t
+                    if clock_to(t):
+                        return n
+                take_ws(recv, env.raw, line_no=line_no)
+                line_no += 1
+            continue
         if isinstance(item, CaptureProblem):
             if item.kind is not ProblemKind.CLOCK_BACKWARDS:
                 n += 1
@@ -99,19 +138,14 @@ def run_lines(session: Session, items: Iterable[CaptureItem], *,
         if until_ms is not None and recv >= until_ms:
             break
         t = tick_of(recv)
-        if t != last_t:  # step every tick before this message's (empty ones too)
+        if t != last_t:
             last_t = t
-            if nxt is None:
-                nxt = t
-            while nxt < t:
-                step_tick(nxt)
-                nxt += 1
-                if stop is not None and stop():
-                    return n
+            if clock_to(t):
+                return n
         if item.__class__ is WsLine:
-            take_ws(recv, item.raw, line_no=item.line_no)  # the common case, no dispatch
+            take_ws(recv, item.raw, line_no=item.line_no)  # no dispatch
         else:
-            take(item)
+            ingest.line(item)
     session.drain()
     return n
 
@@ -139,9 +173,9 @@ def run_events(session: Session, events: Iterable[tuple[int, ec.MarketEvent]]) -
 
 def run_capture(session: Session, path: Path, *, progress: ProgressFn | None = None,
                 stop: Callable[[], bool] | None = None, until_ms: int | None = None) -> int:
-    """`run_lines` over a capture file (plain or gzip)."""
-    return run_lines(session, iter_capture(path), progress=progress, stop=stop,
-                     until_ms=until_ms)
+    """`run_lines` over a capture file (plain or gzip), a folder or a glob of them."""
+    return run_lines(session, CaptureRuns(capture_byte_lines(path)), progress=progress,
+                     stop=stop, until_ms=until_ms)
 
 
 def replay_journal(data_dir: Path | str, out_dir: Path | str, *, compare: bool = True,

@@ -45,7 +45,8 @@ def cmd_run(a: argparse.Namespace) -> int:
         from engine_app.bus_cmd import cmd_run_bus
 
         return cmd_run_bus(a)
-    from engine_adapters.capture import CaptureBytes, SourceError, decode_capture
+    from engine_adapters.capture import CaptureBytes, SourceError
+    from engine_adapters.capture_runs import CaptureRuns
     from engine_app.bootstrap import open_session, run_lines
     from engine_app.summary import print_summary
 
@@ -83,7 +84,7 @@ def cmd_run(a: argparse.Namespace) -> int:
                 advance(n - seen[0])
                 seen[0] = n
 
-            lines = run_lines(session, decode_capture(src), progress=on_lines)
+            lines = run_lines(session, CaptureRuns(src), progress=on_lines)
     finally:
         session.close()
     for tail in src.tails:  # what a killed writer left: said, not an error (exit 0)
