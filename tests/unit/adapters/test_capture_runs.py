@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from engine_adapters.capture import (
     CaptureBytes,
+    CaptureLine,
     CaptureProblem,
     ProblemKind,
     WsLine,
@@ -46,10 +47,13 @@ LINES = [
 ]
 
 
-def _both(path: Path, batch: int) -> tuple[list[object], list[object], list[object]]:
+Items = list[CaptureLine | CaptureProblem]
+
+
+def _both(path: Path, batch: int) -> tuple[Items, Items, Items]:
     want = list(decode_capture(CaptureBytes(path)))
     got = list(CaptureRuns(CaptureBytes(path), batch_lines=batch))
-    flat: list[object] = []
+    flat: Items = []
     for item in CaptureRuns(CaptureBytes(path), batch_lines=batch).runs():
         flat.extend(item.lines() if isinstance(item, WsRun) else [item])
     return want, got, flat
