@@ -14,18 +14,18 @@ on each side (venue-neutral). Two sources give it:
   and the notional is already cumulative from the mid: `archive_bands` turns pct into bps
   (1 % = 100 bps) and pairs the two sides of each edge.
 
-Both return a `DepthBands` value: the edges in bps (ascending), and the bid and ask notional
-within each edge. Structure is checked here (shapes, decimal strings); values (NaN, <= 0) are
-checked once more where events are validated.
+Both return an `engine_core.events.DepthReceived`: the edges in bps (ascending), the bid and
+ask notional within each edge, the mid (0.0 for the archive, which gives none) and the reach
+(0.0 = complete bands, as for the archive). Structure is checked here (shapes, decimal
+strings); values (NaN, <= 0) are checked once more where events are validated.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
-import attrs
+from engine_core.events import DepthReceived
 
 #: The bands of the live depth (bps of the mid). 20 levels reach ~10-100 bps on majors.
 LIVE_BANDS_BPS: tuple[int, ...] = (10, 25, 50, 100)
@@ -33,23 +33,6 @@ LIVE_BANDS_BPS: tuple[int, ...] = (10, 25, 50, 100)
 
 class DepthError(ValueError):
     """A depth payload did not have the expected shape; the message names the field."""
-
-
-@attrs.frozen(kw_only=True, slots=True)
-class DepthBands:
-    """Cumulative quote notional within each band of the mid, per side."""
-
-    symbol: str
-    exchange_ts: int
-    mid: float
-    #: Band edges in basis points of the mid, ascending.
-    edges_bps: tuple[int, ...]
-    #: Quote notional of the bids priced >= mid * (1 - edge/1e4), one per edge.
-    bid_notional: tuple[float, ...]
-    #: Quote notional of the asks priced <= mid * (1 + edge/1e4), one per edge.
-    ask_notional: tuple[float, ...]
-    #: How far the shorter side's deepest level is from the mid (bps); inf for the archive.
-    reach_bps: float = math.inf
 
 
 def _levels(d: dict[str, Any], key: str) -> list[tuple[float, float]]:
@@ -84,7 +67,7 @@ def bands_of_levels(bids: Sequence[tuple[float, float]], asks: Sequence[tuple[fl
 
 
 def depth20_bands(data: dict[str, Any], edges_bps: Sequence[int] = LIVE_BANDS_BPS
-                  ) -> DepthBands:
+                  ) -> DepthReceived:
     """The bands of one partial-depth payload (the `data` of a combined frame)."""
     if type(data) is not dict:
         raise DepthError(f"depth: payload must be an object, got {type(data).__name__}")
@@ -96,17 +79,16 @@ def depth20_bands(data: dict[str, Any], edges_bps: Sequence[int] = LIVE_BANDS_BP
         raise DepthError(f"depth: `T` (or `E`) must be an integer time, got {ts!r:.40}")
     bids, asks = _levels(data, "b"), _levels(data, "a")
     mid, bid_n, ask_n, reach = bands_of_levels(bids, asks, edges_bps)
-    return DepthBands(symbol=sym, exchange_ts=ts, mid=mid, edges_bps=tuple(edges_bps),
-                      bid_notional=bid_n, ask_notional=ask_n, reach_bps=reach)
+    return DepthReceived(symbol=sym, exchange_ts=ts, mid=mid, edges_bps=tuple(edges_bps),
+                         bid_notional=bid_n, ask_notional=ask_n, reach_bps=max(reach, 0.0))
 
 
-def archive_bands(symbol: str, ts: int, bands: object) -> DepthBands:
+def archive_bands(symbol: str, ts: int, bands: object) -> DepthReceived:
     """The bands of one archive `depth` line (`[[pct, depth, notional], ...]`)."""
     if type(bands) is not list or not bands:
         raise DepthError(f"depth line: `bands` must be a non-empty list, got {bands!r:.40}")
     bid: dict[int, float] = {}
     ask: dict[int, float] = {}
-    avg: dict[int, float] = {}  # signed edge -> average price of the band's levels
     for i, row in enumerate(bands):
         if type(row) is not list or len(row) != 3 or not all(
                 type(v) in (int, float) for v in row):
@@ -116,16 +98,12 @@ def archive_bands(symbol: str, ts: int, bands: object) -> DepthBands:
         if pct == 0:
             raise DepthError(f"depth line: `bands[{i}]` has percentage 0")
         edge = round(abs(pct) * 100)
+        if depth < 0:
+            raise DepthError(f"depth line: `bands[{i}]` has a negative depth {depth}")
         (bid if pct < 0 else ask)[edge] = notional
-        if depth > 0:
-            avg[-edge if pct < 0 else edge] = notional / depth
     edges = tuple(sorted(set(bid) & set(ask)))
     if not edges:
         raise DepthError("depth line: no percentage has both a bid (-p) and an ask (+p) band")
-    # the archive gives no mid: the average prices of the innermost bid and ask bands
-    # (notional / depth) bracket it; their middle is the estimate
-    e0 = edges[0]
-    mid = (avg[-e0] + avg[e0]) / 2 if -e0 in avg and e0 in avg else math.nan
-    return DepthBands(symbol=symbol, exchange_ts=ts, mid=mid, edges_bps=edges,
-                      bid_notional=tuple(bid[e] for e in edges),
-                      ask_notional=tuple(ask[e] for e in edges))
+    return DepthReceived(symbol=symbol, exchange_ts=ts, edges_bps=edges,
+                         bid_notional=tuple(bid[e] for e in edges),
+                         ask_notional=tuple(ask[e] for e in edges))

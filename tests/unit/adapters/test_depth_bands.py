@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from engine_adapters.depth_bands import (
     bands_of_levels,
     depth20_bands,
 )
+from engine_core.normalize import validate
 from tests.fixtures_path import binance_fixture
 
 
@@ -38,6 +38,7 @@ def test_real_partial_depth_frame() -> None:
     assert d.ask_notional == pytest.approx((ask,) * 4)
     # the 2 levels reach ~0.02 bps: every band is a lower bound, and the value says so
     assert d.reach_bps == pytest.approx(0.15 / d.mid * 10_000)
+    assert validate(d) is None  # what the core accepts
 
 
 def test_levels_fall_into_the_bands_by_distance_from_the_mid() -> None:
@@ -81,8 +82,8 @@ def test_archive_depth_line() -> None:
     assert d.edges_bps == (100, 500)
     assert d.bid_notional == (39_800.0, 200020.61)
     assert d.ask_notional == (40_200.0, 200020.61)
-    assert d.mid == pytest.approx((99.5 + 100.5) / 2)
-    assert math.isinf(d.reach_bps)
+    assert d.mid == 0.0 and d.reach_bps == 0.0  # the archive gives no mid; bands complete
+    assert validate(d) is None
 
 
 @pytest.mark.parametrize(("bands", "says"), [
@@ -90,6 +91,7 @@ def test_archive_depth_line() -> None:
     ([[-1.0, 1.0]], r"bands\[0\]` must be \[pct, depth, notional\]"),
     ([[-1.0, 1.0, "2"]], r"bands\[0\]` must be"),
     ([[0.0, 1.0, 2.0]], "percentage 0"),
+    ([[-1.0, -1.0, 2.0]], "negative depth"),
     ([[-1.0, 1.0, 2.0], [2.0, 1.0, 2.0]], "both a bid"),
 ])
 def test_bad_archive_bands(bands: list[Any], says: str) -> None:
