@@ -17,6 +17,9 @@ Field sources (Binance USD-M "Websocket Market Streams" pages, see the fixtures 
 - forceOrder: side `o.S`, price `o.ap` (average fill) if > 0 else `o.p`, qty `o.z` (cumulative
   filled, not the last fill `o.l`: README fact 9), exchange_ts `o.T`.
 - markPriceUpdate: exchange_ts `E`, mark `p`, index `i`, funding `r`, next funding `T`.
+- depthUpdate of a partial-book stream (`<sym>@depth5/10/20[@100ms|@500ms]`, combined form):
+  a `DepthReceived` of cumulative notional bands (`engine_adapters.depth_bands`). The diff
+  stream `<sym>@depth[@100ms]` and raw-form depth frames (the stream is unknown) stay unused.
 Unknown keys are ignored: live frames carry `st`, `nq`, `ps`, `ap` (README fact 11).
 
 Hot path: the per-kind builders index the dict directly and check JSON types inline; only when
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -42,6 +46,7 @@ from engine_adapters.binance.frame_builders import (
     decode_event,
 )
 from engine_adapters.binance.parsed import ApiError, Control, ControlKind, Parsed, Reject
+from engine_adapters.depth_bands import DepthError, depth20_bands
 from engine_core.events import (
     MarketEvent,
 )
@@ -73,6 +78,8 @@ _UNUSED_KINDS = frozenset({
 _ALL_MARKET_OBJECT_KINDS = frozenset({"forceOrder", "bookTicker"})
 
 _loads = orjson.loads
+#: Partial book depth streams (`btcusdt@depth20@100ms`); `btcusdt@depth@100ms` is the diff.
+_PARTIAL_DEPTH = re.compile(r"[a-z0-9_]+@depth(5|10|20)(@\d+ms)?$")
 
 
 # --- slow diagnosis: the same rules as the builders, as data, to name the broken one ------
@@ -244,8 +251,12 @@ class FrameParser:
                 if "data" not in doc:
                     return Parsed(rejects=(Reject(reason="combined frame without 'data'",
                                                   field="data", stream=stream),))
+                data = doc["data"]
+                if type(data) is dict and data.get("e") == "depthUpdate" \
+                        and _PARTIAL_DEPTH.match(stream):
+                    return self._depth(data, stream)
                 # `!forceOrder@arr`, `!bookTicker`, `!markPrice@arr@1s`: all-market streams.
-                return self._payload(doc["data"], stream, stream.startswith("!"))
+                return self._payload(data, stream, stream.startswith("!"))
             if "e" in doc:
                 return self._payload(doc, "", False)
             if "id" in doc and ("result" in doc or "error" in doc):
@@ -256,6 +267,21 @@ class FrameParser:
             return self._payload(doc, "", True)
         return Parsed(rejects=(Reject(
             reason=f"frame must be a JSON object or array, got {_json_type(doc)}"),))
+
+    def _depth(self, data: dict[str, Any], stream: str) -> Parsed:
+        """A partial-book payload -> one DepthReceived, or a Reject naming the field."""
+        sym = data.get("s")
+        if type(sym) is str and self._symbols is not None and sym not in self._symbols:
+            return Parsed(rejects=(Reject(
+                reason=f"unknown symbol {sym[:_QUOTE]!r}: not in this run's universe",
+                field="s", stream=stream, symbol=sym[:_QUOTE]),))
+        try:
+            return _parsed_one(depth20_bands(data))
+        except DepthError as exc:
+            field = str(exc).partition("`")[2].partition("`")[0]
+            return Parsed(rejects=(Reject(reason=str(exc), field=field.partition("[")[0],
+                                          stream=stream,
+                                          symbol=sym[:_QUOTE] if type(sym) is str else ""),))
 
     def _payload(self, data: object, stream: str, all_market: bool) -> Parsed:
         if type(data) is dict:

@@ -117,11 +117,14 @@ def test_no_universe_accepts_every_symbol() -> None:
     assert got.events == (EXPECTED["ws/combined_forceOrder_arr.json"],)
 
 
-def test_depth_frames_are_a_known_kind_the_engine_ignores(parser: FrameParser) -> None:
-    # an in-universe kind the engine does not use: counted as unused, not as outside
-    assert parser.parse(binance_text("ws/combined_depth5.json")) == Parsed(unused=1)
-    assert FrameParser(["ETHUSDT"]).parse(binance_text("ws/combined_depth5.json")) == \
-        Parsed(unused=1)
+def test_partial_depth_becomes_bands_and_the_diff_stream_is_unused(parser: FrameParser) -> None:
+    # a partial book (depth5/10/20) is a DepthReceived (tests/unit/adapters/test_depth_bands.py)
+    (ev,) = parser.parse(binance_text("ws/combined_depth5.json")).events
+    assert type(ev).__name__ == "DepthReceived" and ev.symbol == "BTCUSDT"
+    # the diff stream (same event type) is a kind the engine does not use: unused, not outside
+    diff = binance_text("ws/combined_depth5.json").replace("@depth5@", "@depth@")
+    assert parser.parse(diff) == Parsed(unused=1)
+    assert FrameParser(["ETHUSDT"]).parse(diff) == Parsed(unused=1)
 
 
 @pytest.mark.parametrize("kind", ["aggTrade", "bookTicker"])

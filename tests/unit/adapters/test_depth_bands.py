@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from engine_adapters.binance.messages import FrameParser
 from engine_adapters.depth_bands import (
     LIVE_BANDS_BPS,
     DepthError,
@@ -97,3 +98,24 @@ def test_archive_depth_line() -> None:
 def test_bad_archive_bands(bands: list[Any], says: str) -> None:
     with pytest.raises(DepthError, match=says):
         archive_bands("BTCUSDT", 0, bands)
+
+
+def test_the_frame_parser_reads_partial_depth_and_leaves_the_diff_unused() -> None:
+    parser = FrameParser({"BTCUSDT"})
+    doc = _frame()
+    for stream in ("btcusdt@depth5@100ms", "btcusdt@depth20@100ms", "btcusdt@depth20"):
+        doc["stream"] = stream
+        got = parser.parse(json.dumps(doc))
+        assert got.events == (depth20_bands(doc["data"]),) and not got.rejects
+    doc["stream"] = "btcusdt@depth@100ms"  # the diff stream: not bands
+    assert parser.parse(json.dumps(doc)).unused == 1
+    diff = binance_fixture("ws/sequence_sushiusdt_depth100ms_2021-07-22.jsonl")
+    first = diff.read_text().splitlines()[0]
+    assert FrameParser({"SUSHIUSDT"}).parse(first).unused == 1
+    doc["stream"] = "btcusdt@depth20@100ms"
+    del doc["data"]["a"]
+    (rej,) = parser.parse(json.dumps(doc)).rejects
+    assert (rej.field, rej.stream, rej.symbol) == ("a", "btcusdt@depth20@100ms", "BTCUSDT")
+    other = FrameParser({"ETHUSDT"}).parse(json.dumps(_frame() | {
+        "stream": "btcusdt@depth20@100ms"}))
+    assert "not in this run's universe" in other.rejects[0].reason
