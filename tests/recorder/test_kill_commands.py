@@ -24,7 +24,8 @@ BUSY = Regime(activity=2.0, vol_bps_s=4.0, liq_prob=0.5, liq_size=0.05)
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def _record_then_kill(argv: list[str], delay_s: float) -> None:
+async def _record_then_kill(argv: list[str], rec: Path, delay_s: float) -> None:
+    """Start the recorder; SIGKILL it `delay_s` after its first member reached the disk."""
     start_ms = time.time_ns() // 1_000_000 // 1000 * 1000
     sim = MarketSimulator(SYMBOLS, [Segment(name="busy", seconds=30, leader=BUSY,
                                             bystander=BUSY)], seed=4, start_ms=start_ms,
@@ -37,6 +38,11 @@ async def _record_then_kill(argv: list[str], delay_s: float) -> None:
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
             env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
         try:
+            end = time.monotonic() + 60  # start-up on a loaded machine takes a while
+            while not any(f.stat().st_size > 0 for f in rec.glob("*.jsonl.gz")):
+                assert proc.returncode is None and time.monotonic() < end, \
+                    (await proc.stderr.read()).decode()[-2000:] if proc.stderr else ""
+                await asyncio.sleep(0.05)
             await asyncio.sleep(delay_s)
             assert proc.returncode is None, "the recorder ended before it was killed"
             proc.send_signal(signal.SIGKILL)
@@ -71,12 +77,12 @@ def _tear(path: Path) -> int:
 def test_sigkill_at_a_random_moment_then_run_and_verify(
         command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     seed = random.randrange(1 << 30)
-    delay = random.Random(seed).uniform(2.5, 4.0)  # after start-up, mid-recording
+    delay = random.Random(seed).uniform(1.0, 2.5)  # mid-recording
     rec = tmp_path / "rec"
     argv = ["capture", "--out", str(rec)] if command == "capture" else \
         ["live", "--capture", str(rec), "--data-dir", str(tmp_path / "live"), "--json",
          "--fsync", "none"]
-    asyncio.run(_record_then_kill(argv, delay))
+    asyncio.run(_record_then_kill(argv, rec, delay))
     files = resolve_source(rec)
     assert files and all(f.name.startswith("capture-") for f in files), (seed, files)
     lines = sum(1 for _ in MultiSource(files))
