@@ -11,6 +11,10 @@ Field sources: Binance USD-M REST "Market Data" pages and the fixtures in
 - premiumIndex (object with `symbol`, array without): `lastFundingRate`, `markPrice`,
   `indexPrice`, `nextFundingTime`, `time`.
 - aggTrades: array of `{a, p, q, f, l, T, m}`; the symbol is only in the request query.
+- fundingInfo: array of `{symbol, fundingIntervalHours, adjustedFundingRateCap, ...Floor}`,
+  one `FundingInfoReceived` each, timed at the answer's receive time (the body has none).
+- openInterestHist: array of 5-minute points of the query's symbol, one
+  `OpenInterestHistoryReceived` timed at its newest point (`rest_history.py`).
 - errors: `{"code": -1003, "msg": ...}` with status 429 (rate limit) or 418 (IP banned).
 As for frames, structure is checked here and values (NaN, <= 0) in `engine_core.normalize`.
 """
@@ -25,7 +29,21 @@ import attrs
 import orjson
 
 from engine_adapters.binance.messages import ApiError, Parsed, Reject
-from engine_core.events import FundingReceived, MarketEvent, OpenInterestReceived, TradeReceived
+from engine_adapters.binance.rest_history import (
+    PATH_FUNDING_INFO,
+    PATH_OI_HISTORY,
+    HistoryError,
+    parse_funding_info,
+    parse_oi_history,
+)
+from engine_core.events import (
+    FundingInfoReceived,
+    FundingReceived,
+    MarketEvent,
+    OpenInterestHistoryReceived,
+    OpenInterestReceived,
+    TradeReceived,
+)
 
 PATH_OPEN_INTEREST = "/fapi/v1/openInterest"
 PATH_PREMIUM_INDEX = "/fapi/v1/premiumIndex"
@@ -141,9 +159,14 @@ class RestParser:
     def __init__(self, symbols: Collection[str] | None = None) -> None:
         self._symbols = None if symbols is None else frozenset(symbols)
 
-    def parse(self, path: str, query: str, status: int, body: str | bytes) -> Parsed:
-        """One response -> events, rejects, ignored count, or an `ApiError`. Never raises."""
+    def parse(self, path: str, query: str, status: int, body: str | bytes,
+              recv_ms: int = 0) -> Parsed:
+        """One response -> events, rejects, ignored count, or an `ApiError`. Never raises.
+
+        `recv_ms` times the events of a body that carries no time (fundingInfo)."""
         try:
+            if path in _HISTORY_PATHS and api_error(status, body, path) is None:
+                return self._history(path, query, body, recv_ms)
             return self._parse(path, query, status, body)
         except Exception as exc:  # safety net: a parser bug must not stop polling
             return Parsed(rejects=(Reject(
@@ -178,6 +201,27 @@ class RestParser:
         except _BadBody as bad:
             return Parsed(rejects=(Reject(reason=bad.args[1], field=bad.args[0], stream=path),))
 
+    def _history(self, path: str, query: str, body: str | bytes, recv_ms: int) -> Parsed:
+        try:
+            if path == PATH_FUNDING_INFO:
+                events: list[MarketEvent] = [
+                    FundingInfoReceived(symbol=f.symbol, exchange_ts=recv_ms,
+                                        interval_hours=f.interval_hours, cap=f.cap,
+                                        floor=f.floor) for f in parse_funding_info(body)]
+                keep = [e for e in events if self._symbols is None or e.symbol in self._symbols]
+                return Parsed(events=tuple(keep), ignored=len(events) - len(keep))
+            symbol = _query(query).get("symbol", "")
+            if not symbol:
+                return Parsed(rejects=(Reject(reason="openInterestHist query has no symbol",
+                                              field="symbol", stream=path),))
+            points = parse_oi_history(body, symbol)
+        except HistoryError as exc:
+            return Parsed(rejects=(Reject(reason=str(exc), stream=path),))
+        if not points:
+            return Parsed()
+        return self._keep([OpenInterestHistoryReceived(
+            symbol=symbol, exchange_ts=points[-1][0], points=points)], path, single=True)
+
     def _keep(self, events: list[MarketEvent], path: str, single: bool) -> Parsed:
         sym = events[0].symbol
         if self._symbols is not None and sym not in self._symbols:
@@ -205,13 +249,14 @@ class RestParser:
 
 
 _EVENT_PATHS = frozenset({PATH_OPEN_INTEREST, PATH_PREMIUM_INDEX, PATH_AGG_TRADES})
-_KNOWN_PATHS = _EVENT_PATHS | {PATH_EXCHANGE_INFO, PATH_TICKER_24HR, PATH_TIME}
+_HISTORY_PATHS = frozenset({PATH_FUNDING_INFO, PATH_OI_HISTORY})
+_KNOWN_PATHS = _EVENT_PATHS | _HISTORY_PATHS | {PATH_EXCHANGE_INFO, PATH_TICKER_24HR, PATH_TIME}
 
 
 def parse_rest(path: str, query: str, status: int, body: str | bytes,
-               symbols: Collection[str] | None = None) -> Parsed:
+               symbols: Collection[str] | None = None, recv_ms: int = 0) -> Parsed:
     """Dispatch one REST response by path (convenience over `RestParser(symbols).parse`)."""
-    return RestParser(symbols).parse(path, query, status, body)
+    return RestParser(symbols).parse(path, query, status, body, recv_ms)
 
 
 # --- universe and clock bodies --------------------------------------------------------------

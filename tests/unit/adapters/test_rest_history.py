@@ -10,6 +10,8 @@ import pytest
 
 from engine_adapters.binance.rest_history import (
     LIMIT,
+    PATH_FUNDING_INFO,
+    PATH_OI_HISTORY,
     PERIOD_MS,
     FundingInfo,
     HistoryError,
@@ -18,6 +20,9 @@ from engine_adapters.binance.rest_history import (
     parse_funding_info,
     parse_oi_history,
 )
+from engine_adapters.binance.rest_payloads import parse_rest
+from engine_core.events import FundingInfoReceived, OpenInterestHistoryReceived
+from engine_core.normalize import validate
 
 #: GET /fapi/v1/fundingInfo, the example of Binance's "Get Funding Rate Info" page.
 FUNDING_INFO = """[{"symbol": "BLZUSDT", "adjustedFundingRateCap": "0.02500000",
@@ -96,3 +101,28 @@ def test_thirty_days_are_eighteen_windows_of_at_most_500_points() -> None:
         f"symbol=BTCUSDT&period=5m&limit=500&startTime={w[0][0]}&endTime={w[0][1]}")
     with pytest.raises(ValueError, match="days must be > 0"):
         oi_history_windows(now, 0)
+
+
+def test_rest_dispatch_builds_the_core_events() -> None:
+    got = parse_rest(PATH_FUNDING_INFO, "", 200, FUNDING_INFO, {"ALTUSDT"}, recv_ms=77)
+    assert got.events == (FundingInfoReceived(symbol="ALTUSDT", exchange_ts=77,
+                                              interval_hours=4, cap=0.02, floor=-0.02),)
+    assert got.ignored == 1 and validate(got.events[0]) is None
+    q = "symbol=BTCUSDT&period=5m&limit=500"
+    (ev,) = parse_rest(PATH_OI_HISTORY, q, 200, OI_HIST, {"BTCUSDT"}).events
+    assert ev == OpenInterestHistoryReceived(
+        symbol="BTCUSDT", exchange_ts=1583128200000,
+        points=((1583127900000, 20401.367), (1583128200000, 20403.637)))
+    assert validate(ev) is None
+    assert parse_rest(PATH_OI_HISTORY, q, 200, "[]", {"BTCUSDT"}).events == ()
+
+
+def test_rest_dispatch_rejects_and_errors() -> None:
+    q = "symbol=BTCUSDT&period=5m"
+    assert "asked for BTCUSDT" in parse_rest(PATH_OI_HISTORY, q, 200, OI_HIST.replace(
+        "BTCUSDT", "ETHUSDT"), None).rejects[0].reason
+    assert parse_rest(PATH_OI_HISTORY, "period=5m", 200, OI_HIST).rejects[0].field == "symbol"
+    assert "unknown symbol" in parse_rest(PATH_OI_HISTORY, q, 200, OI_HIST,
+                                          {"ETHUSDT"}).rejects[0].reason
+    limited = parse_rest(PATH_FUNDING_INFO, "", 429, '{"code": -1003, "msg": "Too many"}')
+    assert limited.api_error is not None and limited.api_error.code == -1003
