@@ -153,7 +153,7 @@ class Ingest:
              *, line_no: int | None = None) -> None:
         """One REST response (any status: errors are accounted, not fatal)."""
         self.stats.rest_responses += 1
-        parsed = self.rest_parser.parse(path, query, status, body)
+        parsed = self.rest_parser.parse(path, query, status, body, recv_ms)
         if parsed.api_error is not None or status != 200:
             return  # a rate-limit or server error: the poller's business, not market data
         self._take(recv_ms, parsed, body, "rest", line_no)
