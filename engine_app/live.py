@@ -275,6 +275,10 @@ class LiveRunner:
                 self.say(f"live: metrics on {self.metrics_url}/metrics and /health")
             self.say(f"live: {len(symbols)} symbols, {len(feed.specs)} connections, "
                      f"ws {opts.ws_url}, rest {opts.rest_url} -> {dd.root}")
+            if opts.top == ALL or len(symbols) >= WHOLE_MARKET_FROM:  # streams, connections
+                plan = plan_market(symbols, ws=opts.ws_config, rest=opts.rest_config)
+                for line in plan.describe()[:2]:
+                    self.say(f"live: {line}")
             self.say(f"live: {poll.describe()}")
             tasks = [asyncio.create_task(feed.run()), asyncio.create_task(
                 rest.poll_forever(symbols, oi_cycle_s=poll.oi_cycle_s,

@@ -112,6 +112,7 @@ def test_live_top_all_uses_all_market_streams_and_marks_a_halt(tmp_path: Path) -
     assert runner.session is not None and runner.session.symbols == SYMBOLS
     assert runner.metrics.health["SYMBOL_HALTED"] == 1, said
     assert any("SOLUSDT is now halted (exchange status TRADING_HALT" in m for m in said), said
+    assert any("3 symbols, 8 streams on" in m for m in said), said  # 2N + 2 streams
     frames = [line for _, line in MultiSource(resolve_source(rec))]
     assert any(b'!markPrice@arr@1s' in f for f in frames)
     assert not any(b'@markPrice@1s\\"' in f and b'!markPrice' not in f for f in frames)
