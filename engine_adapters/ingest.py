@@ -45,6 +45,16 @@ from engine_adapters.quarantine import QuarantineEntry
 _HEALTH_KINDS = ec.HealthKind.__members__
 
 
+class ReceivedFrame(Protocol):
+    """A WebSocket frame with its receive time (a capture's ws envelope, a `WsLine`)."""
+
+    @property
+    def recv_ms(self) -> int: ...
+
+    @property
+    def raw(self) -> str: ...
+
+
 class QuarantinePort(Protocol):
     """Where refused input goes, with its reason (`QuarantineWriter` is the real one)."""
 
@@ -148,6 +158,52 @@ class Ingest:
         else:
             st.rejected += 1
             self._quarantine(recv_ms, "ws", rejection.reason, rejection.field, line_no, raw)
+
+    def ws_tick(self, tick: int, frames: Sequence[ReceivedFrame], first_line: int) -> None:
+        """WebSocket frames all received in `tick`, in order: `ws` for each, checks hoisted.
+
+        `frames[i]` is line `first_line + i` of a capture (`bootstrap.run_lines` hands in
+        the lines of one tick at once). The same counters, queue and quarantine as `ws`.
+        """
+        if self.last_message_tick is None or tick > self.last_message_tick:
+            self.last_message_tick = tick
+        st = self.stats
+        event, universe, fast_len, keep = self._event, self._universe, self._fast_len, self._keep
+        ingest = self.queue.ingest
+        by_source = self.events_by_source
+        pend = self._pending
+        stepped = self._stepped
+        # stable for the whole tick: `_stepped` moves only in `flush`, and `_pending` gains
+        # entries only when this is False
+        now = not (stepped is None or tick > stepped + 1 or pend)
+        late = now and stepped is not None and tick <= stepped
+        line_no = first_line
+        for f in frames:
+            recv, text = f.recv_ms, f.raw
+            st.frames += 1
+            ev = event(text, universe) if len(text) <= fast_len else None
+            if ev is None:  # not a plain one-event frame, or something to report: `ws`'s path
+                self._take(recv, self.frames.parse_untyped(text), text, "ws", line_no)
+            else:
+                st.events_received += 1
+                if not st.frames & 63:
+                    self.latency.add(ev.exchange_ts, recv)
+                if not keep(ev):
+                    st.duplicates += 1
+                elif not now:
+                    pend.append((tick, ev, recv, "ws", text, line_no))
+                else:
+                    if late:
+                        st.late_events += 1
+                    rejection = ingest(ev)
+                    if rejection is None:
+                        st.events_accepted += 1
+                        by_source[type(ev)] += 1
+                    else:
+                        st.rejected += 1
+                        self._quarantine(recv, "ws", rejection.reason, rejection.field,
+                                         line_no, text)
+            line_no += 1
 
     def rest(self, recv_ms: int, path: str, query: str, status: int, body: str | bytes,
              *, line_no: int | None = None) -> None:

@@ -14,6 +14,7 @@ consumer; tests hand in lists of them and in-memory ports.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from engine_adapters.capture import (
     WsLine,
     capture_byte_lines,
 )
-from engine_adapters.capture_runs import CaptureRuns, WsRun
+from engine_adapters.capture_runs import CaptureRuns, WsEnvelope, WsRun
 from engine_adapters.quarantine import QuarantineWriter
 from engine_adapters.storage import AlertsFile, JournalWriter, LogWriter, trim_journal
 from engine_adapters.storage.alerts_json import ALERTS_FILE
@@ -92,8 +93,15 @@ def run_lines(session: Session, items: Iterable[CaptureItem] | CaptureRuns, *,
     last_t = -1
     ingest = session.ingest
     take_ws = ingest.ws
+    take_tick = ingest.ws_tick
     step_tick = session.step_tick
     tick_of = ec.tick_of_recv_ms
+
+    def env_tick(e: WsEnvelope) -> int:
+        return tick_of(e.recv_ms)
+
+    def env_recv(e: WsEnvelope) -> int:
+        return e.recv_ms
 
     def clock_to(t: int) -> bool:
         """Step every tick before `t` (empty ones too); True if `stop` said so meanwhile."""
@@ -108,23 +116,30 @@ def run_lines(session: Session, items: Iterable[CaptureItem] | CaptureRuns, *,
         return False
 
     for item in items.runs() if isinstance(items, CaptureRuns) else items:
-        if isinstance(item, WsRun):  # many ws lines, no per-line item (the common case)
-            line_no = item.first_line
-            for env in item.envelopes:
-                n += 1
-                if progress is not None and not n % 50_000:
-                    progress(n)
-                recv = env.recv_ms
-                if until_ms is not None and recv >= until_ms:
-                    session.drain()
-                    return n
-                t = tick_of(recv)
+        if isinstance(item, WsRun):  # many ws lines, taken a tick at a time (the common case)
+            envs = item.envelopes
+            i, m = 0, len(envs)
+            while i < m:  # receive times never go back in a run, so neither do their ticks
+                t = tick_of(envs[i].recv_ms)
+                j = bisect_right(envs, t, i, m, key=env_tick)  # lines [i, j) are of tick t
+                if until_ms is not None and envs[j - 1].recv_ms >= until_ms:
+                    j = bisect_left(envs, until_ms, i, j, key=env_recv)
+                    if j == i:  # this line is at the end time: counted, not taken
+                        n += 1
+                        if progress is not None and not n % 50_000:
+                            progress(n)
+                        session.drain()
+                        return n
+                if progress is not None:
+                    for k in range(n + 50_000 - n % 50_000, n + j - i + 1, 50_000):
+                        progress(k)
                 if t != last_t:
                     last_t = t
                     if clock_to(t):
-                        return n
-                take_ws(recv, env.raw, line_no=line_no)
-                line_no += 1
+                        return n + 1
+                take_tick(t, envs[i:j], item.first_line + i)
+                n += j - i
+                i = j
             continue
         if isinstance(item, CaptureProblem):
             if item.kind is not ProblemKind.CLOCK_BACKWARDS:
