@@ -51,7 +51,8 @@ class Recorder:
 
     __slots__ = ("_buf", "_buf_bytes", "_closed", "_f", "_hour", "_last_flush", "buffer_bytes",
                  "clock_ms", "compress", "compresslevel", "directory", "files", "flush_interval_ms",
-                 "fsync", "lines_written", "members_written", "path", "prefix")
+                 "fsync", "lines_flushed", "lines_written", "members_written", "path",
+                 "prefix")
 
     def __init__(self, directory: str | Path, prefix: str, *, clock_ms: ClockMs,
                  flush_interval_ms: int = 1000, buffer_bytes: int = 1 << 20,
@@ -80,7 +81,11 @@ class Recorder:
         self.files: list[Path] = []
         #: The file being written (None before the first line and after an hour ended).
         self.path: Path | None = None
+        #: Lines accepted (buffered or flushed) and lines in members handed to the OS. Only
+        #: `lines_flushed` may be promised to survive a crash: an hour rotation flushes the old
+        #: file *before* the line that opened the new one, which is still only buffered.
         self.lines_written = 0
+        self.lines_flushed = 0
         self.members_written = 0
 
     # ---- the CaptureWriter interface -----------------------------------------------------
@@ -110,6 +115,7 @@ class Recorder:
             if self.fsync:
                 os.fsync(self._f.fileno())
             self.members_written += 1
+            self.lines_flushed += len(self._buf)
             self._buf.clear()
             self._buf_bytes = 0
         self._last_flush = self.clock_ms()

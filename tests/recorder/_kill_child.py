@@ -24,8 +24,10 @@ def main(out: str) -> None:
         i += 1
         if r.members_written != members:
             members = r.members_written
-            # every line written so far is in the OS now: a SIGKILL cannot take it back
-            sys.stdout.write(f"{r.lines_written}\n")
+            # the lines of every complete member are in the OS now: a SIGKILL cannot take them
+            # back (not `lines_written`: at an hour rotation the line that opened the new file
+            # is only buffered when the old file's last member goes out)
+            sys.stdout.write(f"{r.lines_flushed}\n")
             sys.stdout.flush()
 
 
