@@ -38,6 +38,7 @@ from engine_adapters.capture_items import (
     CaptureLine,
     CaptureProblem,
     Channel,
+    DepthLine,
     HealthLine,
     ProblemKind,
     RestLine,
@@ -263,6 +264,12 @@ def decode_line(src: CaptureBytes, line_no: int, line: bytes, last_ms: int
                 raw = ""
                 health = HealthLine(line_no=line_no, recv_ms=recv_ms, symbol=sym, kind=kind,
                                     count=count, first=first, last=last)
+        elif channel == "depth" and type(recv_ms) is int and recv_ms >= 0:
+            sym, source, bands = doc.get("symbol"), doc.get("source", ""), doc.get("bands")
+            if type(sym) is str and type(source) is str and type(bands) is list:
+                raw = ""
+                health = DepthLine(line_no=line_no, recv_ms=recv_ms, symbol=sym,
+                                   source=source, bands=bands)
         if type(recv_ms) is int and type(raw) is str and recv_ms >= 0:
             item: CaptureLine | None = health
             if channel == "ws":
@@ -305,6 +312,7 @@ __all__ = [
     "CaptureProblem",
     "CaptureWriter",
     "Channel",
+    "DepthLine",
     "HealthLine",
     "ProblemKind",
     "RestLine",

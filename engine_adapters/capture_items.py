@@ -21,6 +21,8 @@ class Channel(enum.Enum):
     #: A data-health notice of the recording shell (reconnect, stale stream, unrepaired gap):
     #: not an exchange message, but needed to reproduce the recording session exactly.
     HEALTH = "health"
+    #: Book depth bands with no exchange message of their own (the archive's bookDepth).
+    DEPTH = "depth"
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -70,7 +72,22 @@ class HealthLine:
         return Channel.HEALTH
 
 
-CaptureLine = WsLine | RestLine | HealthLine
+@attrs.frozen(kw_only=True, slots=True)
+class DepthLine:
+    """Depth bands of one snapshot: `bands` as stored, [[percentage, depth, notional], ...]."""
+
+    line_no: int
+    recv_ms: int
+    symbol: str
+    source: str
+    bands: list[object]
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.DEPTH
+
+
+CaptureLine = WsLine | RestLine | HealthLine | DepthLine
 
 # `WsLine(...)` through attrs' frozen __init__ costs as much as decoding the line; setting the
 # slots directly builds the same value ~2x faster (the field list is checked, and tested).
@@ -119,6 +136,7 @@ __all__ = [
     "CaptureLine",
     "CaptureProblem",
     "Channel",
+    "DepthLine",
     "HealthLine",
     "ProblemKind",
     "RestLine",

@@ -52,7 +52,7 @@ class WsEnvelope(msgspec.Struct, frozen=True, tag_field="channel", tag="ws"):
 
 
 class _Other(msgspec.Struct, frozen=True, tag_field="channel"):
-    """A rest or health line: only its tag is read; `decode_line` decodes it in full."""
+    """A rest, health or depth line: only its tag is read; `decode_line` decodes it in full."""
 
 
 class _Rest(_Other, frozen=True, tag="rest"):
@@ -63,7 +63,11 @@ class _Health(_Other, frozen=True, tag="health"):
     pass
 
 
-_decode_batch = msgspec.json.Decoder(list[WsEnvelope | _Rest | _Health]).decode
+class _Depth(_Other, frozen=True, tag="depth"):
+    pass
+
+
+_decode_batch = msgspec.json.Decoder(list[WsEnvelope | _Rest | _Health | _Depth]).decode
 
 
 @attrs.frozen(slots=True)
@@ -144,7 +148,7 @@ def _runs(src: CaptureBytes, size: int) -> Iterator[CaptureRun]:
         src.close()
 
 
-def _run(first_line: int, envelopes: list[WsEnvelope | _Rest | _Health]) -> WsRun:
+def _run(first_line: int, envelopes: list[WsEnvelope | _Rest | _Health | _Depth]) -> WsRun:
     """A run of envelopes `_decode` checked are all `WsEnvelope`s."""
     return WsRun(first_line, cast(list[WsEnvelope], envelopes))
 

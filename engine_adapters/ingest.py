@@ -29,17 +29,19 @@ import attrs
 import engine_core as ec
 from engine_adapters.binance.dedup import EventDeduper, IdGap
 from engine_adapters.binance.frame_builders import decode_event
-from engine_adapters.binance.messages import FrameParser, Parsed
+from engine_adapters.binance.messages import FrameParser, Parsed, Reject
 from engine_adapters.binance.rest_payloads import RestParser
 from engine_adapters.capture import (
     CaptureLine,
     CaptureProblem,
+    DepthLine,
     HealthLine,
     ProblemKind,
     RestLine,
     WsLine,
 )
 from engine_adapters.clock import LatencyTracker
+from engine_adapters.depth_bands import DepthError, archive_bands
 from engine_adapters.quarantine import QuarantineEntry
 
 _HEALTH_KINDS = ec.HealthKind.__members__
@@ -264,8 +266,22 @@ class Ingest:
                 gap = None if item.first is None or item.last is None else \
                     IdGap(symbol=item.symbol, first=item.first, last=item.last)
                 self.health(item.recv_ms, item.symbol, kind, item.count, gap=gap)
+            case DepthLine():
+                self.depth_line(item)
             case CaptureProblem():
                 self.problem(item)
+
+    def depth_line(self, item: DepthLine) -> None:
+        """Archive depth bands (a `depth` capture line): one DepthReceived, or quarantined."""
+        try:
+            parsed = Parsed(events=(archive_bands(item.symbol, item.recv_ms, item.bands),))
+        except DepthError as exc:
+            parsed = Parsed(rejects=(Reject(reason=str(exc), field="bands", stream="depth",
+                                            symbol=item.symbol[:40]),))
+        if parsed.events and self.symbols and item.symbol not in self._universe:
+            self.stats.ignored_outside_universe += 1
+            return
+        self._take(item.recv_ms, parsed, "", "depth", item.line_no)
 
     def problem(self, p: CaptureProblem) -> None:
         """A capture line that could not be used (quarantined), or a clock step (counted)."""

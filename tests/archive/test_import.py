@@ -16,9 +16,17 @@ from engine_adapters.archive.importer import import_archive, merge_chunks
 from engine_adapters.archive.layout import ArchiveFile, checksum_text
 from engine_adapters.binance.messages import FrameParser
 from engine_adapters.binance.rest_payloads import parse_rest
-from engine_adapters.capture import CaptureProblem, ProblemKind, RestLine, WsLine, iter_capture
+from engine_adapters.capture import (
+    DepthLine,
+    RestLine,
+    WsLine,
+    iter_capture,
+)
+from engine_adapters.depth_bands import archive_bands
+from engine_adapters.storage.journal import iter_journal
 from engine_app.cli import main
 from engine_core.events import MarkPriceReceived, OpenInterestReceived, TradeReceived
+from engine_core.normalize import validate
 from engine_sim.archive_tree import build_tree
 from tests.archive.conftest import DAY1, DAY2, SYMBOLS
 
@@ -54,9 +62,12 @@ def test_capture_is_time_ordered_and_parses_through_the_live_parsers(tmp_path: P
             parsed = parser.parse(item.raw)
         elif isinstance(item, RestLine):
             parsed = parse_rest(item.path, item.query, item.status, item.raw)
-        else:  # today's reader does not know depth lines: a MALFORMED problem, quarantined
-            assert isinstance(item, CaptureProblem) and item.kind is ProblemKind.MALFORMED
-            assert item.text.startswith('{"recv_ms":') and '"channel":"depth"' in item.text
+        else:  # a depth line: the archive's bookDepth bands, read into a DepthReceived
+            assert isinstance(item, DepthLine) and item.source == "archive.bookDepth"
+            d = archive_bands(item.symbol, item.recv_ms, item.bands)
+            assert d.edges_bps == (100, 200, 300, 400, 500) and validate(d) is None
+            assert item.recv_ms >= last
+            last = item.recv_ms
             depth += 1
             continue
         assert item.recv_ms >= last
@@ -172,3 +183,17 @@ def test_reordered_header_columns_render_the_same_lines(tmp_path: Path) -> None:
     import_archive(tmp_path / "b", tmp_path / "b.jsonl")
     text = (tmp_path / "a.jsonl").read_text()
     assert text == (tmp_path / "b.jsonl").read_text() and text.count("\n") == 39
+
+
+def test_run_reads_the_depth_lines_into_the_engine(tmp_path: Path) -> None:
+    # one day: between two days the virtual clock would step a day of empty ticks
+    build_tree(tmp_path / "t", symbols=SYMBOLS, dates=[DAY1], hours=0.5, seed=7)
+    import_archive(tmp_path / "t", tmp_path / "cap.jsonl.gz")
+    dd = tmp_path / "dd"
+    assert main(["run", str(tmp_path / "cap.jsonl.gz"), "--data-dir", str(dd)]) == 0
+    quarantined = (dd / "quarantine.jsonl").read_text() if (dd / "quarantine.jsonl").exists() \
+        else ""
+    assert '"channel":"depth"' not in quarantined and "depth" not in quarantined
+    journaled = Counter(type(ev.payload).__name__ for tick in iter_journal(dd)
+                        for b in tick.batches for ev in b.events)
+    assert journaled["DepthReceived"] == 60 * 2  # a snapshot every 30 s, 2 symbols, 30 min
