@@ -73,7 +73,8 @@ class Output:
             reconnects=None if feed is None else feed.counters.reconnects,
             quarantined=s.counts.rejected, duplicates=s.counts.duplicates, gaps=m.gaps,
             rest_weight_used=None if rest is None else rest.budget.used)
-        self.view.update(s.symbols, s.last_records, s.recent_alerts, health, self.title)
+        self.view.update(s.symbols, s.last_records, s.recent_alerts, health, self.title,
+                         evidence=s.evidence.all_tokens())
 
     async def around(self, body: Callable[[], Awaitable[Session]]) -> Session:
         for w in self.webhooks:

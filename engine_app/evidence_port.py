@@ -115,6 +115,10 @@ class EvidenceTracker:
                              liq_short_usd=ls1 - ls0, funding_per_hour=fph, oi=_known(oi1),
                              mark=_known(t.mark), index=_known(t.index))
 
+    def all_tokens(self) -> tuple[AlertEvidence, ...]:
+        """The evidence of every token, in token order (the live view's market columns)."""
+        return tuple(self.evidence(i) for i in range(len(self.symbols)))
+
     def evidence_for(self, alerts: Sequence[ec.Alert]) -> tuple[AlertEvidence | None, ...]:
         """One evidence per alert (None for a market-wide alert)."""
         return tuple(None if a.token_id < 0 else self.evidence(a.token_id) for a in alerts)

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from engine_adapters.evidence_text import AlertEvidence
+from engine_adapters.evidence_text import AlertEvidence, money, price_text
 from engine_adapters.storage.alerts_json import alert_to_json, tick_time
 from engine_core import TICK_MS
 from engine_core.alerts import Alert
@@ -86,6 +86,20 @@ def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
     return "–" if v is None else fmt.format(v)
 
 
+def _market_cells(ev: AlertEvidence | None, columns: Sequence[str]) -> list[str]:
+    """price, move %, OI change %, funding %/h, liquidated notional (longs+shorts) of a token."""
+    if not columns:
+        return []
+    if ev is None:
+        return ["-"] * len(columns)
+    liq = (ev.liq_long_usd or 0.0) + (ev.liq_short_usd or 0.0)
+    return ["-" if ev.price is None else price_text(ev.price),
+            "-" if ev.move_pct is None else f"{ev.move_pct:+.2f}%",
+            "-" if ev.oi_change_pct is None else f"{ev.oi_change_pct:+.2f}%",
+            "-" if ev.funding_per_hour is None else f"{ev.funding_per_hour * 100:+.4f}%",
+            money(liq) if liq else "-"]
+
+
 def _flags(q: int) -> str:
     return " ".join(f.name or "" for f in _SHOWN_FLAGS if q & f).lower()
 
@@ -103,7 +117,7 @@ class TerminalView:
         self.refresh_per_second = refresh_per_second
         self._live: Live | None = None
         self._inputs: tuple[tuple[str, ...], tuple[Record, ...], tuple[Alert, ...],
-                            IngestHealth | None, str] | None = None
+                            IngestHealth | None, str, tuple[AlertEvidence, ...]] | None = None
 
     @staticmethod
     def wanted(stream: TextIO | None = None) -> bool:
@@ -114,9 +128,13 @@ class TerminalView:
     # ------------------------------------------------------------------ pure rendering
     def render(self, symbols: Sequence[str], records: Sequence[Record],
                recent_alerts: Iterable[Alert] = (), health: IngestHealth | None = None,
-               title: str = "engine") -> RenderableType:
-        """The whole screen for one tick (records in token order, one per symbol)."""
-        return Group(self._header(records, title), self._table(symbols, records),
+               title: str = "engine", evidence: Sequence[AlertEvidence] = ()
+               ) -> RenderableType:
+        """The whole screen for one tick (records in token order, one per symbol).
+
+        `evidence`, one per token (`Session.evidence`), adds the market columns: price, its
+        move and the OI change over the last 60 s, funding per hour, liquidations in 60 s."""
+        return Group(self._header(records, title), self._table(symbols, records, evidence),
                      self._alerts(recent_alerts), self._health(health))
 
     def _header(self, records: Sequence[Record], title: str) -> Text:
@@ -138,7 +156,8 @@ class TerminalView:
         t.append(f"  tick {r.tick_id}  {tick_time(r.tick_id)}", style="dim")
         return t
 
-    def _table(self, symbols: Sequence[str], records: Sequence[Record]) -> Table:
+    def _table(self, symbols: Sequence[str], records: Sequence[Record],
+               evidence: Sequence[AlertEvidence] = ()) -> Table:
         counts: dict[str, int] = {}
         for r in records:
             name = _enum_name(StructuralState, r.fsm)
@@ -147,8 +166,9 @@ class TerminalView:
                             if s.name in counts)
         table = Table(expand=False, caption=caption or None, caption_justify="left",
                       header_style="bold")
-        for col in ("symbol", "state", "age s", "tier", "trig cost", "pressure", "fragile",
-                    "trigger", "unwind", "quality"):
+        market = ("price", "move 60s", "OI 60s", "fund/h", "liq 60s") if evidence else ()
+        for col in ("symbol", "state", "age s", "tier", *market, "trig cost", "pressure",
+                    "fragile", "trigger", "unwind", "quality"):
             left = col in ("symbol", "state", "tier", "quality")
             table.add_column(col, justify="left" if left else "right", no_wrap=True,
                              overflow="ellipsis", max_width=28 if col == "quality" else None)
@@ -157,9 +177,10 @@ class TerminalView:
             sym = symbols[r.token_id] if 0 <= r.token_id < len(symbols) else f"#{r.token_id}"
             state = _enum_name(StructuralState, r.fsm)
             style = STATE_STYLE.get(StructuralState(r.fsm), "") if state[0] != "?" else ""
+            ev = evidence[r.token_id] if 0 <= r.token_id < len(evidence) else None
             table.add_row(
                 sym, state, f"{r.state_age * TICK_MS / 1000:.0f}",
-                _enum_name(Tier, r.tier).removeprefix("TIER_"),
+                _enum_name(Tier, r.tier).removeprefix("TIER_"), *_market_cells(ev, market),
                 f"{r.trigger_cost / 100:.2f}", f"{r.pressure / 10000:.2f}",
                 f"{r.fragile / 10000:.2f}", f"{r.trigger / 10000:.2f}",
                 f"{r.unwind / 10000:.2f}", _flags(r.quality), style=style)
@@ -212,9 +233,10 @@ class TerminalView:
 
     def update(self, symbols: Sequence[str], records: Sequence[Record],
                recent_alerts: Iterable[Alert] = (), health: IngestHealth | None = None,
-               title: str = "engine") -> None:
+               title: str = "engine", evidence: Sequence[AlertEvidence] = ()) -> None:
         """Show this tick. O(1) for the tick loop: rendering happens on the refresh thread."""
-        self._inputs = (tuple(symbols), tuple(records), tuple(recent_alerts), health, title)
+        self._inputs = (tuple(symbols), tuple(records), tuple(recent_alerts), health, title,
+                        tuple(evidence))
 
     def stop(self) -> None:
         """Draw the last state once more and give the terminal back."""

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 import engine_core as ec
-from engine_adapters.evidence_text import evidence_from_json, evidence_text
+from engine_adapters.evidence_text import AlertEvidence, evidence_from_json, evidence_text
 from engine_app.cli import main
 from engine_app.evidence_port import WINDOW_TICKS, EvidenceTracker
+from engine_app.view import TerminalView
 from engine_core.canonical import CanonicalBatch, CanonicalEvent
 from engine_core.events import (
     SOURCE_OF,
@@ -20,6 +21,8 @@ from engine_core.events import (
     OpenInterestReceived,
     Side,
 )
+from engine_core.states import StructuralState
+from tests.ux.test_view import rec, text_of
 
 
 def _batch(tick: int, *events: ec.MarketEvent) -> tuple[CanonicalBatch, ...]:
@@ -85,3 +88,18 @@ def test_alerts_jsonl_states_the_evidence_and_verify_passes(data_dir: Path) -> N
     assert any("liquidated" in d["evidence_text"] for d in unwinds)
     assert all("evidence" not in d for d in market)
     assert main(["verify", str(data_dir)]) == 0
+
+
+def test_the_live_view_shows_the_market_columns() -> None:
+    syms = ("AAAUSDT", "BBBUSDT")
+    recs = [rec(0, StructuralState.UNWIND, 5000), rec(1, StructuralState.BUILD, 9000)]
+    ev = (AlertEvidence(price=60_120.5, move_pct=-2.3, oi_change_pct=-4.1, window_s=60,
+                        liq_long_usd=3.2e6, liq_short_usd=0.0, funding_per_hour=0.0001),
+          AlertEvidence())
+    out = text_of(TerminalView(), syms, recs, [], None, "live", evidence=ev)
+    for s in ("price", "move 60s", "OI 60s", "fund/h", "liq 60s", "60,120.5", "-2.30%",
+              "-4.10%", "+0.0100%", "$3.2 M"):
+        assert s in out, s
+    row_b = next(line for line in out.splitlines() if "BBBUSDT" in line)
+    assert row_b.count(" - ") >= 4  # unknown facts are dashes, never zeros
+    assert "move 60s" not in text_of(TerminalView(), syms, recs, [], None, "live")
