@@ -99,7 +99,7 @@ def market_streams(symbols: Sequence[str], opts: LiveOptions) -> tuple[str, ...]
     """The streams of a session: per symbol for a small universe, else the whole-market
     plan (checked: <= 200 streams and < 10 messages/s per connection)."""
     if opts.top != ALL and len(symbols) < WHOLE_MARKET_FROM:
-        return universe_streams(symbols)
+        return universe_streams(symbols, depth=True)  # depth bands for the liquidity leg
     return plan_market(symbols, ws=opts.ws_config, rest=opts.rest_config).streams
 
 

@@ -194,6 +194,34 @@ def render_payload(ev: object) -> str | None:
     return None
 
 
+def funding_info_body(entries: list[tuple[str, tuple[int, float, float]]]) -> str:
+    """`GET /fapi/v1/fundingInfo` body: (symbol, (interval hours, cap, floor)) entries."""
+    return dumps([{"symbol": sym, "adjustedFundingRateCap": f"{cap:.8f}",
+                   "adjustedFundingRateFloor": f"{floor:.8f}", "fundingIntervalHours": hours,
+                   "disclaimer": False} for sym, (hours, cap, floor) in entries])
+
+
+def oi_history_body(symbol: str, points: list[tuple[int, float]]) -> str:
+    """`GET /futures/data/openInterestHist` body (the value column times a nominal price)."""
+    return dumps([{"symbol": symbol, "sumOpenInterest": fmt_decimal(oi, 8),
+                   "sumOpenInterestValue": fmt_decimal(oi * 100.0, 8), "timestamp": ts}
+                  for ts, oi in points])
+
+
+def depth20_payload(ev: BookTickerReceived, *, levels: int = 20, step_bps: float = 2.0,
+                    price_places: int | None = None) -> dict[str, Any]:
+    """A partial-book depthUpdate (as `combined_depth5.json`) grown from a top of book:
+    `levels` per side, `step_bps` apart, each level 25 % larger than the one inside it."""
+    step = ev.bid * step_bps / 10_000
+    bids = [[fmt_decimal(ev.bid - k * step, price_places),
+             fmt_decimal(ev.bid_qty * (1 + 0.25 * k), 3)] for k in range(levels)]
+    asks = [[fmt_decimal(ev.ask + k * step, price_places),
+             fmt_decimal(ev.ask_qty * (1 + 0.25 * k), 3)] for k in range(levels)]
+    return {"e": "depthUpdate", "E": ev.exchange_ts, "T": ev.exchange_ts, "s": ev.symbol,
+            "U": ev.update_id, "u": ev.update_id, "pu": max(ev.update_id - 1, 0),
+            "b": bids, "a": asks}
+
+
 def open_interest_body(ev: OpenInterestReceived, *, qty_places: int | None = None) -> str:
     """`GET /fapi/v1/openInterest` body, key order as in rest/openInterest.json."""
     return dumps(

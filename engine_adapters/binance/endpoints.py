@@ -61,12 +61,18 @@ def symbol_streams(
     trades: bool = True,
     mark: bool = True,
     liquidations: bool = True,
+    depth: bool = False,
 ) -> tuple[str, ...]:
-    """The streams the engine follows for one symbol (markPrice at 1 s: fact 10)."""
+    """The streams the engine follows for one symbol (markPrice at 1 s: fact 10).
+
+    `depth` adds the 20-level partial book `<sym>@depth20@100ms` (on /public, like the book
+    ticker), read into depth bands (`engine_adapters.depth_bands`)."""
     s = symbol.lower()
     out: list[str] = []
     if book:
         out.append(f"{s}@bookTicker")
+    if depth:
+        out.append(f"{s}@depth20@100ms")
     if trades:
         out.append(f"{s}@aggTrade")
     if mark:

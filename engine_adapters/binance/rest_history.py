@@ -116,8 +116,9 @@ def parse_oi_history(body: str | bytes, symbol: str) -> tuple[tuple[int, float],
 def oi_history_windows(now_ms: int, days: int = HISTORY_DAYS) -> tuple[tuple[int, int], ...]:
     """(startTime, endTime) of the requests covering the last `days` days, oldest first.
 
-    Each window holds at most `LIMIT` 5-minute points; the first starts on a period boundary
-    no earlier than `now_ms - days` (Binance serves nothing older), the last ends at `now_ms`.
+    Each window spans `LIMIT` periods, so it holds at most `LIMIT` points; the first starts
+    on a period boundary no earlier than `now_ms - days` (Binance serves nothing older), the
+    last ends at `now_ms`.
     """
     if days <= 0:
         raise ValueError(f"days must be > 0, got {days}")
@@ -127,7 +128,7 @@ def oi_history_windows(now_ms: int, days: int = HISTORY_DAYS) -> tuple[tuple[int
     out = []
     start = first
     while start <= now_ms:
-        end = min(start + span - PERIOD_MS, now_ms)
+        end = min(start + span - 1, now_ms)  # contiguous: no instant between two windows
         out.append((start, end))
         start += span
     return tuple(out)

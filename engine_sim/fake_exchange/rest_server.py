@@ -51,6 +51,11 @@ class MarketState:
         #: Served verbatim as the exchangeInfo body when set (answers of a wrong shape,
         #: duplicate symbols: what a client must refuse clearly).
         self.exchange_info_body: str | None = None
+        #: fundingInfo entries: symbol -> (interval hours, cap, floor); only adjusted symbols
+        #: are listed, as on Binance.
+        self.funding_info: dict[str, tuple[int, float, float]] = {}
+        #: openInterestHist points per symbol, (epoch ms, contracts), time-ascending.
+        self.oi_history: dict[str, list[tuple[int, float]]] = {}
 
     def add_trade(self, ev: TradeReceived) -> None:
         trades = self.trades.setdefault(ev.symbol, [])
@@ -91,6 +96,9 @@ class RestApi:
             web.get("/fapi/v1/exchangeInfo", g(self._exchange_info, one)),
             web.get("/fapi/v1/ticker/24hr", g(self._ticker, _per_symbol(1, 40))),
             web.get("/fapi/v1/aggTrades", g(self._agg_trades, _constant(20))),
+            # Binance: no request weight, rate-limited per IP on their own (rest_history.py)
+            web.get("/fapi/v1/fundingInfo", g(self._funding_info, _constant(0))),
+            web.get("/futures/data/openInterestHist", g(self._oi_history, _constant(0))),
         ]
 
     # ---- the guard: faults, ban, weight --------------------------------------------------
@@ -194,6 +202,23 @@ class RestApi:
             return web.Response(status=400, text=render.ERROR_INVALID_SYMBOL_BODY,
                                 content_type=_JSON)
         return self._ok(render.open_interest_body(ev))
+
+    def _funding_info(self, request: web.Request) -> web.Response:
+        return self._ok(render.funding_info_body(sorted(self.market.funding_info.items())))
+
+    def _oi_history(self, request: web.Request) -> web.Response:
+        sym, err = self._symbol(request)
+        if err is not None or sym is None:
+            return err or self._ok("[]")
+        q = request.query
+        try:
+            lo, hi = int(q.get("startTime", 0)), int(q.get("endTime", 2**62))
+            limit = min(int(q.get("limit", 30)), 500)
+        except ValueError:
+            return web.Response(status=400, text=render.ERROR_MISSING_SYMBOL_BODY,
+                                content_type=_JSON)
+        pts = [p for p in self.market.oi_history.get(sym, []) if lo <= p[0] <= hi]
+        return self._ok(render.oi_history_body(sym, pts[-limit:]))
 
     def _default_premium(self, sym: str) -> FundingReceived:
         return FundingReceived(

@@ -123,9 +123,13 @@ class FakeBinance:
             return await hub.deliver(f"{s}@aggTrade", render.dumps(render.agg_trade_payload(ev)))
         if isinstance(ev, BookTickerReceived):
             payload = render.dumps(render.book_ticker_payload(ev))
-            return await hub.deliver(f"{s}@bookTicker", payload) + (
+            n = await hub.deliver(f"{s}@bookTicker", payload) + (
                 await hub.deliver("!bookTicker", payload) if hub.subscribers("!bookTicker") else 0
             )
+            depth = f"{s}@depth20@100ms"  # grown from the top of book (render.depth20_payload)
+            if hub.subscribers(depth):
+                n += await hub.deliver(depth, render.dumps(render.depth20_payload(ev)))
+            return n
         if isinstance(ev, LiquidationReceived):
             payload = render.dumps(render.force_order_payload(ev))
             n = await hub.deliver(f"{s}@forceOrder", payload)

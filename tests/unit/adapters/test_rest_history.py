@@ -96,7 +96,7 @@ def test_thirty_days_are_eighteen_windows_of_at_most_500_points() -> None:
     assert w[0][0] >= now - 30 * 86_400_000 and w[0][0] % PERIOD_MS == 0
     assert w[-1][1] == now
     for (s, e), (s2, _) in itertools.pairwise(w):
-        assert (e - s) // PERIOD_MS + 1 == LIMIT and s2 == e + PERIOD_MS
+        assert (e - s) // PERIOD_MS + 1 == LIMIT and s2 == e + 1
     assert oi_history_query("BTCUSDT", w[0]) == (
         f"symbol=BTCUSDT&period=5m&limit=500&startTime={w[0][0]}&endTime={w[0][1]}")
     with pytest.raises(ValueError, match="days must be > 0"):

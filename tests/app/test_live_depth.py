@@ -1,0 +1,57 @@
+"""live follows @depth20 into DepthReceived; the fake exchange serves fundingInfo and OI history."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import aiohttp
+
+from engine_adapters.binance.rest_history import (
+    PATH_FUNDING_INFO,
+    PATH_OI_HISTORY,
+    oi_history_query,
+    oi_history_windows,
+)
+from engine_adapters.binance.rest_payloads import parse_rest
+from engine_adapters.storage import iter_journal
+from engine_core.events import FundingInfoReceived, OpenInterestHistoryReceived
+from engine_sim.fake_exchange import FakeBinance
+from tests.app.test_live import SYMBOLS, live_session
+
+
+def test_live_journals_depth_bands_for_every_symbol(tmp_path: Path) -> None:
+    dd = tmp_path / "live"
+    asyncio.run(live_session(dd, 2.0))
+    depth = Counter(ev.payload.symbol for t in iter_journal(dd) for b in t.batches
+                    for ev in b.events if type(ev.payload).__name__ == "DepthReceived")
+    assert set(depth) == set(SYMBOLS) and min(depth.values()) > 3
+
+
+async def _fetch(base: str, path: str, query: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as http, http.get(f"{base}{path}?{query}") as resp:
+        return resp.status, await resp.text()
+
+
+def test_fake_exchange_serves_funding_info_and_oi_history() -> None:
+    async def go() -> None:
+        async with FakeBinance(SYMBOLS) as fake:
+            fake.market.funding_info["ETHUSDT"] = (4, 0.02, -0.02)
+            now = 1_764_640_000_000
+            fake.market.oi_history["BTCUSDT"] = [(now - k * 300_000, 1000.0 + k)
+                                                 for k in range(700, -1, -1)]
+            status, body = await _fetch(fake.rest_base, PATH_FUNDING_INFO, "")
+            assert status == 200
+            assert parse_rest(PATH_FUNDING_INFO, "", status, body, SYMBOLS, 5).events == (
+                FundingInfoReceived(symbol="ETHUSDT", exchange_ts=5, interval_hours=4,
+                                    cap=0.02, floor=-0.02),)
+            got: list[tuple[int, float]] = []
+            for w in oi_history_windows(now, days=3):
+                q = oi_history_query("BTCUSDT", w)
+                status, body = await _fetch(fake.rest_base, PATH_OI_HISTORY, q)
+                for ev in parse_rest(PATH_OI_HISTORY, q, status, body, SYMBOLS).events:
+                    assert isinstance(ev, OpenInterestHistoryReceived)
+                    got.extend(ev.points)
+            assert got == sorted(fake.market.oi_history["BTCUSDT"])  # every point, once
+    asyncio.run(go())
