@@ -111,6 +111,9 @@ class JournalTick:
     batches: tuple[CanonicalBatch, ...]
 
 
+# `encode_tick` packs trades with these fields read directly (the layout's, checked here)
+assert _LAYOUT[SourceType.TRADE][1] == ("exchange_ts", "price", "qty", "buyer_is_maker",
+                                        "trade_id")
 _PACKERS: dict[SourceType, tuple[Callable[..., bytes], Callable[[Any], tuple[Any, ...]]]] = {
     src: (_STRUCTS[src].pack, operator.attrgetter(*fields))
     for src, (_c, fields, _codes) in _LAYOUT.items()
@@ -184,6 +187,7 @@ def encode_tick(tick_id: int, batches: Sequence[CanonicalBatch], session_start: 
     n_ev = 0
     packers = _PACKERS
     head_pack = BATCH_HEAD.pack
+    trade, trade_pack = SourceType.TRADE, _STRUCTS[SourceType.TRADE].pack
     for b in batches:
         events = b.events
         tok = b.token_id
@@ -191,8 +195,13 @@ def encode_tick(tick_id: int, batches: Sequence[CanonicalBatch], session_start: 
         n_ev += len(events)
         for e in events:
             src = e.source
-            pack, values = packers[src]
             try:
+                p = e.payload
+                if src is trade and type(p) is TradeReceived:  # most events: no lookups
+                    parts.append(trade_pack(src, tok, e.exchange_ts, e.local_seq, p.exchange_ts,
+                                            p.price, p.qty, p.buyer_is_maker, p.trade_id))
+                    continue
+                pack, values = packers[src]
                 parts.append(pack(src, tok, e.exchange_ts, e.local_seq, *values(e.payload)))
             except (KeyError, struct.error) as exc:
                 raise ValueError(f"tick {tick_id}, token {tok}: cannot journal "
