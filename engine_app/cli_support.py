@@ -39,13 +39,33 @@ def say(msg: str) -> None:
 APP_TABLES = ("sinks",)
 
 
+#: Named config profiles shipped with the engine (`--config archive`): engine_app/resources.
+PROFILES = ("archive",)
+
+
+def profile_path(name: str) -> Path | None:
+    """The shipped TOML of a profile name, or None when `name` is not one."""
+    if name not in PROFILES:
+        return None
+    from importlib import resources
+
+    return Path(str(resources.files("engine_app").joinpath(f"resources/{name}.toml")))
+
+
 def load_config_file(path: str | None) -> tuple[ec.Config, dict[str, Any]]:
-    """The engine config and the app's own tables ([sinks]...) from one TOML file."""
+    """The engine config and the app's own tables ([sinks]...) from one TOML file.
+
+    `path` may also name a shipped profile ("archive"), unless a file of that name exists.
+    A file that does not say `profile = "..."` is recorded as profile "custom".
+    """
     if path is None:
         return ec.Config(), {}
     p = Path(path)
+    named = profile_path(path) if not p.exists() else None
+    p = named or p
     try:
         data = tomllib.loads(p.read_text())
+        data.setdefault("profile", "custom")
     except OSError as exc:
         raise InputError(f"cannot read config {p}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -20,7 +20,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn
 
 #: Version of the config schema; bump when a field is added, removed or changes meaning.
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2
 
 
 def _pos_int(_inst: object, att: attrs.Attribute[int], value: int) -> None:
@@ -83,8 +83,16 @@ class FeatureConfig:
     vol_fast_window_ticks: int = _ticks(40)  # 10 s realized volatility of the mid price
     vol_slow_window_ticks: int = _ticks(2400)  # 10 min realized volatility norm
     oi_fast_window_ticks: int = _ticks(240)  # 1 min open-interest norm (for OI velocity)
-    oi_slow_window_ticks: int = _ticks(14400)  # 1 h open-interest norm (for OI build-up)
+    oi_slow_window_ticks: int = _ticks(345600)  # 24 h OI norm (for OI build-up), seeded
+    #                                             from the OI history when it is given
     liq_window_ticks: int = _ticks(40)  # 10 s liquidation memory
+    liq_baseline_window_ticks: int = _ticks(14400)  # 1 h: the symbol's own liquidation norm
+    liq_baseline_floor: float = _pos_f(0.001)  # the norm is at least 0.1 % of traded notional
+    liq_sustain_window_ticks: int = _ticks(120)  # 30 s: share of ticks with liquidations
+    move_window_ticks: int = _ticks(240)  # 1 min: a move is the price vs its 1-min average
+    sigma_window_ticks: int = _ticks(28800)  # 2 h: the norm of that move (its RMS) = 1 sigma
+    depth_band_bps: int = _ticks(50)  # depth within +-50 bps of the mid (widest band <= it)
+    funding_interval_hours: int = _ticks(8)  # until FundingInfoReceived says otherwise
     warmup_ticks: int = _ticks(240)  # 1 min before any signal is trusted
     stale_book_ticks: int = _ticks(40)  # 10 s without a book update = stale book
     stale_mark_ticks: int = _ticks(40)  # 10 s without a mark price = stale mark
@@ -101,7 +109,8 @@ class TierConfig:
     expansion_volume_ratio: float = _pos_f(1.2)  # ...with volume 1.2x its norm
     expansion_oi_build: float = _pos_f(0.008)  # or OI 0.8 % above its 1-hour norm
     overleveraged_oi_build: float = _pos_f(0.02)  # OI 2 % above its 1-hour norm...
-    overleveraged_funding: float = _pos_f(0.0003)  # ...and |funding| >= 0.03 % per interval
+    overleveraged_funding: float = _pos_f(0.0000375)  # ...and |funding| >= 0.00375 % per hour
+    #                                                   (0.03 % per 8-h interval)
     overleveraged_premium_pct: float = _pos_f(0.05)  # ...or |mark - index| >= 0.05 %
     exhausted_oi_velocity: float = attrs.field(default=-0.002)  # OI 0.2 % below its 1-min norm
     exhausted_liq_intensity: float = _pos_f(0.05)  # liquidations >= 5 % of normal volume
@@ -125,14 +134,17 @@ class TriggerCostConfig:
     density_thin_ratio: float = _unit_f(0.3)  # top-of-book depth at 30 % of norm = no density
     density_wide_spread_ratio: float = attrs.field(default=3.0)  # spread 3x norm = no density
     compression_full_ratio: float = _unit_f(0.3)  # short vol at 30 % of its norm = full compression
-    divergence_oi_build: float = _pos_f(0.02)  # OI +2 % vs 1 h norm with a flat price = divergent
-    divergence_price_pct: float = _pos_f(1.0)  # price moved 1 % with the OI: not divergent
+    divergence_oi_build: float = _pos_f(0.02)  # OI +2 % vs 24 h norm, flat price = divergent
+    divergence_move_sigma: float = _pos_f(3.0)  # price moved 3 sigma with the OI: not divergent
     divergence_premium_pct: float = _pos_f(0.1)  # |mark - index| of 0.1 % = fully divergent
     elasticity_full_ratio: float = attrs.field(default=3.0)  # price moves 3x more per volume
-    multiplier_neutral: float = _pos_f(1.0)  # how the regime scales the fragility
-    multiplier_expansion: float = _pos_f(1.1)
-    multiplier_overleveraged: float = _pos_f(1.35)
-    multiplier_exhausted: float = _pos_f(1.1)
+    # how the regime scales the fragility; 1.0 by default: the regime is read from OI, and
+    # OI is counted once (in pressure), not again here
+    multiplier_neutral: float = _pos_f(1.0)
+    multiplier_expansion: float = _pos_f(1.0)
+    multiplier_overleveraged: float = _pos_f(1.0)
+    multiplier_exhausted: float = _pos_f(1.0)
+    weight_divergence_oi: float = _unit_f(0.0)  # OI-vs-price in divergence (0: OI counted once)
 
     def __attrs_post_init__(self) -> None:
         if self.weight_density + self.weight_compression + self.weight_divergence \
@@ -148,31 +160,32 @@ class TriggerCostConfig:
 class StructuralConfig:
     """Per-symbol FSM: score recipes, enter/exit thresholds, persist and decay times."""
 
-    # pressure = weighted OI build-up, funding, premium and regime
-    pressure_weight_oi: float = _nn_f(0.35)
-    pressure_weight_funding: float = _nn_f(0.25)
-    pressure_weight_premium: float = _nn_f(0.10)
-    pressure_weight_tier: float = _nn_f(0.30)
-    pressure_oi_build_full: float = _pos_f(0.03)  # OI +3 % vs 1 h norm = full OI pressure
-    pressure_funding_floor: float = _nn_f(0.0001)  # the normal 0.01 % funding is no pressure
-    pressure_funding_full: float = _pos_f(0.0006)  # 0.06 % per interval = full funding pressure
-    pressure_premium_full_pct: float = _pos_f(0.1)  # |mark - index| 0.1 % = full premium pressure
+    # pressure = weighted OI build-up (vs its 24 h norm), funding per hour, basis and regime
+    pressure_weight_oi: float = _nn_f(0.5)
+    pressure_weight_funding: float = _nn_f(0.35)
+    pressure_weight_premium: float = _nn_f(0.15)
+    pressure_weight_tier: float = _nn_f(0.0)  # the regime is OI again: 0 counts OI once
+    pressure_oi_build_full: float = _pos_f(0.03)  # OI +3 % vs 24 h norm = full OI pressure
+    pressure_funding_floor: float = _nn_f(0.0000125)  # 0.01 %/8 h, the normal rate, per hour
+    pressure_funding_full: float = _pos_f(0.000075)  # 0.06 %/8 h per hour = full pressure
+    pressure_premium_full_pct: float = _pos_f(0.1)  # |mid - index| 0.1 % = full basis pressure
     # trigger = cheapness of the trigger, flow against the crowd, first liquidations
     trigger_weight_cost: float = _nn_f(0.4)
     trigger_weight_flow: float = _nn_f(0.3)
     trigger_weight_liq: float = _nn_f(0.3)
     trigger_flow_full: float = _pos_f(0.4)  # net aggressive flow 40 % against the crowd = full
     trigger_liq_full: float = _pos_f(0.02)  # liquidations at 2 % of normal volume = full
-    # unwind = liquidations, open interest leaving, price moving, stream saturated
+    # unwind = liquidations on the move's side (counted only when corroborated by a move,
+    # an OI drop or sustained prints), open interest leaving, price moving in sigma
     unwind_weight_liq: float = _nn_f(0.4)
     unwind_weight_oi: float = _nn_f(0.3)
-    unwind_weight_move: float = _nn_f(0.2)
-    unwind_weight_saturated: float = _nn_f(0.1)
-    unwind_liq_floor: float = _nn_f(0.01)  # liquidations below 1 % of normal volume: noise
-    unwind_liq_full: float = _pos_f(0.1)  # liquidations at 10 % of normal volume = full
-    unwind_oi_drop_full: float = _pos_f(0.004)  # OI 0.4 % below its 1-min norm = full
-    unwind_move_floor_pct: float = _nn_f(0.3)  # price within 0.3 % of its 10-min norm: no move
-    unwind_move_full_pct: float = _pos_f(1.5)  # price 1.5 % away from its norm = full move
+    unwind_weight_move: float = _nn_f(0.3)
+    unwind_liq_floor: float = _nn_f(2.0)  # liquidations within 2x the symbol's own norm: noise
+    unwind_liq_full: float = _pos_f(10.0)  # 10x its own norm = full
+    unwind_sustain_full: float = _unit_f(0.2)  # prints in 20 % of ticks (80 % of seconds)
+    unwind_oi_drop_full: float = _pos_f(0.01)  # OI 1 % below its 1-min norm = full
+    unwind_move_floor_sigma: float = _nn_f(3.0)  # within 3 sigma of its 1-min mean: no move
+    unwind_move_full_sigma: float = _pos_f(6.0)  # 6 sigma = full move
     # thresholds: enter above *_enter, leave (decay) below *_exit
     pressure_enter: float = _unit_f(0.5)
     pressure_exit: float = _unit_f(0.35)
@@ -194,7 +207,7 @@ class StructuralConfig:
                        ("trigger_exit", "trigger_enter"), ("unwind_exit", "unwind_enter"),
                        ("pressure_funding_floor", "pressure_funding_full"),
                        ("unwind_liq_floor", "unwind_liq_full"),
-                       ("unwind_move_floor_pct", "unwind_move_full_pct")):
+                       ("unwind_move_floor_sigma", "unwind_move_full_sigma")):
             _below(lo, hi)(self)
 
 
@@ -245,6 +258,9 @@ class Config:
     """The whole engine configuration. Immutable; compare digests to compare configs."""
 
     version: int = attrs.field(default=CONFIG_VERSION)
+    #: Name of the profile this config came from ("default", "archive", or a file's own name);
+    #: recorded in every log header through the config, shown in reports.
+    profile: str = attrs.field(default="default")
     features: FeatureConfig = attrs.field(factory=FeatureConfig)
     tier: TierConfig = attrs.field(factory=TierConfig)
     trigger_cost: TriggerCostConfig = attrs.field(factory=TriggerCostConfig)

@@ -17,25 +17,43 @@ Only +, -, *, /, sqrt and comparisons are used (SPEC section 4: no libm transcen
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 from engine_core.canonical import CanonicalBatch
-from engine_core.config import FeatureConfig
 from engine_core.events import (
     BookTickerReceived,
     DataHealthReceived,
+    DepthReceived,
+    FundingInfoReceived,
     FundingReceived,
     HealthKind,
     LiquidationReceived,
     MarkPriceReceived,
+    OpenInterestHistoryReceived,
     OpenInterestReceived,
     Side,
     TradeReceived,
 )
+from engine_core.evidence import EvidenceFlag
+from engine_core.feature_types import (
+    NEVER,
+    EmaWeights,
+    FeatureFrame,
+    FeatureParams,
+    FeatureState,
+    alpha,
+)
 from engine_core.quality import FLAG_OF, QualityGuard
 from engine_core.ticks import TICK_MS
 
-_NEVER = -(10**18)
+__all__ = ["EmaWeights", "FeatureFrame", "FeatureParams", "FeatureState", "alpha", "extract"]
+
+_NEVER = NEVER
+_E = EvidenceFlag
+_E_NO_MID, _E_NO_PRICE, _E_NO_MARK, _E_NO_OI = int(_E.NO_MID), int(_E.NO_PRICE), \
+    int(_E.NO_MARK), int(_E.NO_OI)
+_E_FUNDING, _E_OI_SESSION, _E_TOP, _E_HALTED, _E_DELISTED, _E_NO_SIGMA = (
+    int(_E.FUNDING_INTERVAL_ASSUMED), int(_E.OI_BASELINE_SESSION), int(_E.DEPTH_TOP_OF_BOOK),
+    int(_E.HALTED), int(_E.DELISTED), int(_E.NO_SIGMA))
 
 # The flag of each quality guard, read from the compiled quality table once (plain ints: the
 # per-token path cannot afford IntFlag arithmetic or a loop over the table).
@@ -54,144 +72,7 @@ _FEED_STALE = FLAG_OF[_QG.FEED_SILENT]
 _LATE_DATA = FLAG_OF[_QG.EVENTS_LATE]
 _LIQUIDATION_SATURATED = FLAG_OF[_QG.LIQUIDATION_CAP_BINDING]
 _WARMUP = FLAG_OF[_QG.WARMING_UP]
-
-def alpha(window_ticks: int) -> float:
-    """EMA smoothing factor of a window counted in ticks."""
-    return 2.0 / (window_ticks + 1)
-
-
-class EmaWeights(NamedTuple):
-    """Bias-correction weights (1 - (1 - alpha)^t) of the flow EMAs, shared by all tokens.
-
-    A named tuple, like the per-token values below: `extract` unpacks it in one step.
-    """
-
-    fast: float = 0.0
-    slow: float = 0.0
-    vol_fast: float = 0.0
-    vol_slow: float = 0.0
-    liq: float = 0.0
-
-    def advance(self, p: FeatureParams) -> EmaWeights:
-        return EmaWeights(
-            fast=self.fast + p.a_fast * (1.0 - self.fast),
-            slow=self.slow + p.a_slow * (1.0 - self.slow),
-            vol_fast=self.vol_fast + p.a_vol_fast * (1.0 - self.vol_fast),
-            vol_slow=self.vol_slow + p.a_vol_slow * (1.0 - self.vol_slow),
-            liq=self.liq + p.a_liq * (1.0 - self.liq),
-        )
-
-
-class FeatureParams(NamedTuple):
-    """Smoothing factors and limits derived once from `FeatureConfig` (a named tuple)."""
-
-    a_fast: float
-    a_slow: float
-    a_vol_fast: float
-    a_vol_slow: float
-    a_oi_fast: float
-    a_oi_slow: float
-    a_liq: float
-    warmup_ticks: int
-    stale_book_ticks: int
-    stale_mark_ticks: int
-    stale_oi_ticks: int
-    hold_ticks: int
-    late_ms: int
-
-    @classmethod
-    def from_config(cls, c: FeatureConfig) -> FeatureParams:
-        return cls(
-            a_fast=alpha(c.fast_window_ticks), a_slow=alpha(c.slow_window_ticks),
-            a_vol_fast=alpha(c.vol_fast_window_ticks), a_vol_slow=alpha(c.vol_slow_window_ticks),
-            a_oi_fast=alpha(c.oi_fast_window_ticks), a_oi_slow=alpha(c.oi_slow_window_ticks),
-            a_liq=alpha(c.liq_window_ticks), warmup_ticks=c.warmup_ticks,
-            stale_book_ticks=c.stale_book_ticks, stale_mark_ticks=c.stale_mark_ticks,
-            stale_oi_ticks=c.stale_oi_ticks, hold_ticks=c.health_hold_ticks,
-            late_ms=c.late_event_ms,
-        )
-
-
-class FeatureState(NamedTuple):
-    """One token's rolling state between ticks. `*_tick` fields hold the tick of last sight.
-
-    An immutable named tuple rather than an attrs class: it is rebuilt for every token on
-    every tick, and a tuple is built and unpacked in C (profiled: see benchmarks/bench_core).
-    """
-
-    session_tick: int  # first tick of the session (staleness counts from here)
-    bid: float = 0.0
-    ask: float = 0.0
-    bid_qty: float = 0.0
-    ask_qty: float = 0.0
-    book_update_id: int = -1
-    book_tick: int = _NEVER
-    mark: float = 0.0
-    index_price: float = 0.0
-    funding: float = 0.0
-    mark_ts: int = -1
-    mark_tick: int = _NEVER
-    oi: float = 0.0
-    oi_ts: int = -1
-    oi_tick: int = _NEVER
-    oi_fast: float = 0.0
-    oi_slow: float = 0.0
-    notional_fast: float = 0.0
-    notional_slow: float = 0.0
-    delta_fast: float = 0.0
-    depth_fast: float = 0.0
-    depth_slow: float = 0.0
-    spread_fast: float = 0.0
-    spread_slow: float = 0.0
-    prev_mid: float = 0.0
-    mid_slow: float = 0.0
-    rv_fast: float = 0.0
-    rv_slow: float = 0.0
-    liq_long: float = 0.0
-    liq_short: float = 0.0
-    liq_sec: int = -1
-    liq_streak: int = 0
-    liq_saturated_tick: int = _NEVER
-    trade_gap_tick: int = _NEVER
-    liq_gap_tick: int = _NEVER
-    reconnect_tick: int = _NEVER
-    rest_tick: int = _NEVER
-    feed_stale: bool = False
-
-
-class FeatureFrame(NamedTuple):
-    """What one token looked like at one tick. Ratios are "now / norm" (1.0 = normal).
-
-    An immutable named tuple, like `FeatureState`, for the same reason.
-    """
-
-    token_id: int
-    tick_id: int
-    n_events: int
-    trade_count: int
-    trade_volume: float  # base-asset quantity traded this tick
-    trade_notional: float  # quote notional traded this tick
-    trade_delta: float  # aggressive buy notional - aggressive sell notional, this tick
-    volume_ratio: float  # 5 s notional rate / 10 min norm
-    delta_ratio: float  # 5 s net aggressive flow / 5 s notional, in [-1, 1]
-    mid: float  # 0.0 until a book is seen
-    spread_pct: float  # (ask - bid) / mid * 100
-    spread_ratio: float  # 5 s spread / 10 min norm
-    depth_ratio: float  # 5 s top-of-book notional / 10 min norm
-    vol_ratio: float  # sqrt(10 s realized variance / 10 min norm)
-    price_trend_pct: float  # (mid / 10 min mean mid - 1) * 100
-    oi: float
-    oi_velocity: float  # oi / 1 min norm - 1
-    oi_build: float  # oi / 1 h norm - 1
-    funding_rate: float
-    premium_pct: float  # (mark / index - 1) * 100
-    mark_vs_mid_pct: float  # (mark / mid - 1) * 100
-    liq_long_notional: float  # longs force-closed this tick (forced SELL orders)
-    liq_short_notional: float  # shorts force-closed this tick (forced BUY orders)
-    liquidation_imbalance: float  # (long - short) / (long + short) over 10 s, in [-1, 1]
-    liq_intensity: float  # 10 s liquidation rate / 10 min traded-notional norm
-    quality: int  # Quality flags
-
+_HALTED_FLAG = FLAG_OF[_QG.SYMBOL_HALTED]
 
 def _unit(x: float) -> float:
     """Clamp into [-1, 1]: a ratio of EMAs can overshoot by an ulp after rounding."""
@@ -201,22 +82,58 @@ def _unit(x: float) -> float:
 _tuple_new = tuple.__new__
 
 
+def _pow(b: float, k: int) -> float:
+    """b ** k for an integer k >= 0, by squaring (multiplications only: no libm)."""
+    r = 1.0
+    while k:
+        if k & 1:
+            r *= b
+        b *= b
+        k >>= 1
+    return r
+
+
+def _seed_oi(points: tuple[tuple[int, float], ...], a: float) -> float:
+    """The long OI norm at the newest point of a history: the same EMA the live ticks keep,
+    stepped by the ticks between points (each interval held at the point's value)."""
+    ema = points[0][1]
+    prev = points[0][0]
+    keep = 1.0 - a
+    for ts, v in points[1:]:
+        ema = v + _pow(keep, (ts - prev) // TICK_MS) * (ema - v)
+        prev = ts
+    return ema
+
+
+def _band(e: DepthReceived, target_bps: int) -> float:
+    """Bid + ask notional within the widest band edge <= target (else the narrowest)."""
+    k = 0
+    for i, edge in enumerate(e.edges_bps):
+        if edge <= target_bps:
+            k = i
+    return e.bid_notional[k] + e.ask_notional[k]
+
+
 def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWeights
             ) -> tuple[FeatureState, FeatureFrame]:
     """Fold one tick's batch into the token's state and describe the tick."""
     tick = batch.tick_id
     (a_fast, a_slow, a_vol_fast, a_vol_slow, a_oi_fast, a_oi_slow, a_liq, warmup_ticks,
-     stale_book_ticks, stale_mark_ticks, stale_oi_ticks, hold, late_ms) = p
-    w_fast, w_slow, w_vol_fast, w_vol_slow, w_liq = w
+     stale_book_ticks, stale_mark_ticks, stale_oi_ticks, hold, late_ms, a_liq_base,
+     liq_base_floor, a_sustain, a_move, a_sigma, band_bps, default_hours, _liq_n) = p
+    w_fast, w_slow, w_vol_fast, w_vol_slow, _w_liq = w
     (since, bid, ask, bid_qty, ask_qty, book_id, book_tick, mark, index, funding, mark_ts,
      mark_tick, oi, oi_ts, oi_tick, oi_fast0, oi_slow0, notional_fast0, notional_slow0,
      delta_fast0, depth_fast0, depth_slow0, spread_fast0, spread_slow0, prev_mid0, mid_slow0,
      rv_fast0, rv_slow0, liq_long0, liq_short0, liq_sec, liq_streak, liq_sat_tick,
-     trade_gap_tick, liq_gap_tick, reconnect_tick, rest_tick, feed_stale) = st
-    book_tick0, oi_tick0 = book_tick, oi_tick
+     trade_gap_tick, liq_gap_tick, reconnect_tick, rest_tick, feed_stale, move_ref0,
+     move_var0, move_w, liq_base0, liq_base_w, liq_active0, funding_hours, oi_seeded, band,
+     band_mid, depth_tick, last_price, halted, delisted) = st
+    book_tick0, oi_tick0, depth_tick0 = book_tick, oi_tick, depth_tick
     n_trades = 0
     volume = notional = delta = liq_l = liq_s = 0.0
     overload = catch_up = late = False
+    seed = 0.0
     events = batch.events
     if events:
         late_before = tick * TICK_MS - late_ms
@@ -228,6 +145,7 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
                 nt = e.price * e.qty
                 notional += nt
                 delta += -nt if e.buyer_is_maker else nt
+                last_price = e.price
             elif isinstance(e, BookTickerReceived):
                 if e.update_id >= book_id or e.update_id == 0:
                     bid, ask, bid_qty, ask_qty = e.bid, e.ask, e.bid_qty, e.ask_qty
@@ -254,6 +172,18 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
             elif isinstance(e, OpenInterestReceived):
                 if e.exchange_ts >= oi_ts:
                     oi, oi_ts, oi_tick = e.open_interest, e.exchange_ts, tick
+            elif isinstance(e, DepthReceived):
+                band = _band(e, band_bps)
+                band_mid = e.mid
+                depth_tick = tick
+            elif isinstance(e, FundingInfoReceived):
+                funding_hours = e.interval_hours
+                continue
+            elif isinstance(e, OpenInterestHistoryReceived):
+                seed = _seed_oi(e.points, a_oi_slow)
+                if oi_ts < e.exchange_ts:  # the history's newest point is the latest OI
+                    oi, oi_ts = e.points[-1][1], e.points[-1][0]
+                continue
             elif isinstance(e, DataHealthReceived):
                 k = e.kind
                 if k is HealthKind.RECONNECT:
@@ -272,6 +202,12 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
                     catch_up = True
                 elif k is HealthKind.REST_DEGRADED:
                     rest_tick = tick
+                elif k is HealthKind.SYMBOL_HALTED:
+                    halted = True
+                elif k is HealthKind.SYMBOL_TRADING:
+                    halted = False
+                elif k is HealthKind.SYMBOL_DELISTED:
+                    halted = delisted = True
                 continue
             if ev.exchange_ts < late_before:
                 late = True
@@ -287,18 +223,33 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     ls = liq_short0 + a_liq * (liq_s - liq_short0)
     liq_sum = ll + ls
     liq_imb = _unit((ll - ls) / liq_sum) if liq_sum > 0.0 else 0.0
-    liq_intensity = (liq_sum / w_liq) / ns_hat if ns_hat > 0.0 else (1.0 if liq_sum > 0.0 else 0.0)
+    liq_intensity = (liq_sum / _w_liq) / ns_hat if ns_hat > 0.0 else \
+        (1.0 if liq_sum > 0.0 else 0.0)
+    # the symbol's own liquidation norm (per tick), and how often prints come lately
+    liq_base = liq_base0 + a_liq_base * (liq_l + liq_s - liq_base0)
+    liq_base_w = liq_base_w + a_liq_base * (1.0 - liq_base_w)
+    liq_active = liq_active0 + a_sustain * ((1.0 if liq_l + liq_s > 0.0 else 0.0) - liq_active0)
 
-    # --- book levels ----------------------------------------------------------------------
-    has_book = book_tick != _NEVER
-    if has_book:
+    # --- book levels (a DepthReceived is a book too) ----------------------------------------
+    has_top = book_tick != _NEVER
+    has_depth = depth_tick != _NEVER
+    has_book = has_top or has_depth
+    seen = book_tick if book_tick > depth_tick else depth_tick
+    if has_top:
         mid = (bid + ask) * 0.5
         spread = (ask - bid) / mid
-        depth = bid * bid_qty + ask * ask_qty
-        if book_tick0 == _NEVER:  # first book of the session: levels start here
+    else:
+        mid = band_mid if band_mid > 0.0 else (last_price if last_price > 0.0 else mark)
+        spread = spread_slow0
+    if has_book and mid > 0.0:
+        depth = band if has_depth else bid * bid_qty + ask * ask_qty
+        first = (book_tick0 == _NEVER and depth_tick0 == _NEVER) or prev_mid0 <= 0.0 \
+            or (has_depth and depth_tick0 == _NEVER)
+        if first:  # first book of the session (or first depth bands): levels start here
             sf = ss = spread
             dpf = dps = depth
-            mid_slow = prev_mid = mid
+            mid_slow = prev_mid = move_ref = mid
+            move_var = 0.0
         else:
             sf = spread_fast0 + a_fast * (spread - spread_fast0)
             ss = spread_slow0 + a_slow * (spread - spread_slow0)
@@ -306,31 +257,50 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
             dps = depth_slow0 + a_slow * (depth - depth_slow0)
             mid_slow = mid_slow0 + a_slow * (mid - mid_slow0)
             prev_mid = prev_mid0
+            move_ref = move_ref0 + a_move * (mid - move_ref0)
+            move_var = move_var0
         ret = mid / prev_mid - 1.0
         r2 = ret * ret
+        move = mid / move_ref - 1.0
+        move_var = move_var + a_sigma * (move * move - move_var)
+        move_w = move_w + a_sigma * (1.0 - move_w)
+        mv_hat = move_var / move_w
+        move_sigma = move / math.sqrt(mv_hat) if mv_hat > 0.0 else 0.0
     else:
         mid = spread = 0.0
-        sf = ss = dpf = dps = mid_slow = 0.0
-        r2 = 0.0
+        sf = ss = dpf = dps = mid_slow = move_ref = move_var = 0.0
+        r2 = move = move_sigma = mv_hat = 0.0
     rvf = rv_fast0 + a_vol_fast * (r2 - rv_fast0)
     rvs = rv_slow0 + a_vol_slow * (r2 - rv_slow0)
     rvs_hat = rvs / w_vol_slow
     vol_ratio = math.sqrt((rvf / w_vol_fast) / rvs_hat) if rvs_hat > 0.0 else 1.0
 
-    # --- open interest, mark ----------------------------------------------------------------
-    if oi_tick != _NEVER:
-        if oi_tick0 == _NEVER:
-            oif = ois = oi
+    # --- liquidations on the move's side, against the symbol's own norm ---------------------
+    side = ll if move < 0.0 else (ls if move > 0.0 else (ll if ll > ls else ls))
+    norm = liq_base / liq_base_w + liq_base_floor * ns_hat
+    liq_excess = (side / _w_liq) / norm if norm > 0.0 else (1e9 if side > 0.0 else 0.0)
+
+    # --- open interest (24 h norm, seeded by the history), mark --------------------------
+    if seed > 0.0:
+        oi_seeded = True
+    if oi > 0.0 and (oi_tick != _NEVER or oi_seeded):
+        if oi_tick0 == _NEVER and oi_fast0 <= 0.0:
+            oif = oi
+            ois = seed if seed > 0.0 else (oi_slow0 if oi_slow0 > 0.0 else oi)
         else:
             oif = oi_fast0 + a_oi_fast * (oi - oi_fast0)
-            ois = oi_slow0 + a_oi_slow * (oi - oi_slow0)
+            ois = seed if seed > 0.0 else oi_slow0 + a_oi_slow * (oi - oi_slow0)
         oi_velocity = oi / oif - 1.0 if oif > 0.0 else 0.0
         oi_build = oi / ois - 1.0 if ois > 0.0 else 0.0
     else:
         oif = ois = oi_velocity = oi_build = 0.0
     has_mark = mark_tick != _NEVER
-    premium_pct = (mark / index - 1.0) * 100.0 if has_mark else 0.0
-    mark_vs_mid = (mark / mid - 1.0) * 100.0 if has_mark and has_book else 0.0
+    if has_mark:
+        premium_pct = ((mid if has_book and mid > 0.0 else mark) / index - 1.0) * 100.0
+    else:
+        premium_pct = 0.0
+    mark_vs_mid = (mark / mid - 1.0) * 100.0 if has_mark and has_book and mid > 0.0 else 0.0
+    hours = funding_hours if funding_hours > 0 else default_hours
 
     # --- data quality: each flag comes from the quality table (quality.py) ----------------
     flags = _OVERLOAD if overload else 0
@@ -338,7 +308,7 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
         flags |= _CATCH_UP
     if not has_book:
         flags |= _NO_BOOK
-    elif tick - book_tick >= stale_book_ticks:
+    elif tick - seen >= stale_book_ticks:
         flags |= _STALE_BOOK
     if tick - (mark_tick if mark_tick > since else since) >= stale_mark_ticks:
         flags |= _STALE_MARK
@@ -360,17 +330,45 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
         flags |= _LIQUIDATION_SATURATED
     if tick - since < warmup_ticks:
         flags |= _WARMUP
+    if halted:
+        flags |= _HALTED_FLAG
+
+    # --- what the evidence record says it did not know ------------------------------------
+    price = mid if has_book and mid > 0.0 else (mark if has_mark else last_price)
+    ev_flags = 0 if has_top else _E_NO_MID
+    if price <= 0.0:
+        ev_flags |= _E_NO_PRICE
+    if not has_mark:
+        ev_flags |= _E_NO_MARK
+    if oi <= 0.0:
+        ev_flags |= _E_NO_OI
+    if funding_hours == 0:
+        ev_flags |= _E_FUNDING
+    if not oi_seeded:
+        ev_flags |= _E_OI_SESSION
+    if not has_depth:
+        ev_flags |= _E_TOP
+    if halted:
+        ev_flags |= _E_HALTED
+    if delisted:
+        ev_flags |= _E_DELISTED
+    if mv_hat <= 0.0:
+        ev_flags |= _E_NO_SIGMA
 
     # positional, in field order (checked by test_feature_tuples_are_built_in_field_order)
     new = _tuple_new(FeatureState, (
         since, bid, ask, bid_qty, ask_qty, book_id, book_tick, mark, index, funding, mark_ts,
         mark_tick, oi, oi_ts, oi_tick, oif, ois, nf, ns, df, dpf, dps, sf, ss,
         mid if has_book else 0.0, mid_slow, rvf, rvs, ll, ls, liq_sec, liq_streak, liq_sat_tick,
-        trade_gap_tick, liq_gap_tick, reconnect_tick, rest_tick, feed_stale))
+        trade_gap_tick, liq_gap_tick, reconnect_tick, rest_tick, feed_stale, move_ref,
+        move_var, move_w if has_book else 0.0, liq_base, liq_base_w, liq_active, funding_hours,
+        oi_seeded, band, band_mid, depth_tick, last_price, halted, delisted))
     frame = _tuple_new(FeatureFrame, (
         batch.token_id, tick, len(events), n_trades, volume, notional, delta, volume_ratio,
         delta_ratio, mid, spread * 100.0, sf / ss if ss > 0.0 else 1.0,
         dpf / dps if dps > 0.0 else 1.0, vol_ratio,
-        (mid / mid_slow - 1.0) * 100.0 if has_book else 0.0, oi, oi_velocity, oi_build,
-        funding, premium_pct, mark_vs_mid, liq_l, liq_s, liq_imb, liq_intensity, flags))
+        (mid / mid_slow - 1.0) * 100.0 if has_book and mid_slow > 0.0 else 0.0, oi,
+        oi_velocity, oi_build, funding, premium_pct, mark_vs_mid, liq_l, liq_s, liq_imb,
+        liq_intensity, flags, move, move_sigma, funding / hours, ll / a_liq, ls / a_liq,
+        liq_excess, liq_active, price if price > 0.0 else 0.0, mark, index, ev_flags))
     return new, frame

@@ -24,6 +24,7 @@ from engine_core.alerts import Alert, AlertState, evaluate, initial_alert_state
 from engine_core.canonical import CanonicalBatch
 from engine_core.cluster import CLUSTER_EVERY_TICKS, ClusterContext
 from engine_core.config import Config
+from engine_core.evidence import pack_evidence
 from engine_core.features import EmaWeights, FeatureParams, FeatureState, extract
 from engine_core.fsm import Compiled
 from engine_core.phase import PhaseContext
@@ -43,7 +44,7 @@ from engine_core.record import (
     crc32c,
     new_record,
 )
-from engine_core.states import Quality
+from engine_core.states import RECORD_QUALITY_MASK, Quality
 from engine_core.structural import FsmContext
 from engine_core.tier import TierContext
 
@@ -174,6 +175,8 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if cl.degraded else 0)
     records: list[Record] = []
     bodies: list[bytes] = []
+    evidence: list[bytes] = []
+    ev_pack = pack_evidence
     cluster_state, phase, event_id = cl.state, ph.phase, ph.event_id
     rnd, pack, rec = round, _pack, new_record
     pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
@@ -183,7 +186,7 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
             (pressure, fragile, trigger, unwind), (st_, age, _pending, _streak)
             ) in enumerate(parts):
         # quantize (docs/log-format.md): round half to even, clamp into the field's range
-        quality = f.quality | extra
+        quality = (f.quality | extra) & RECORD_QUALITY_MASK
         cost = rnd(cost * pct)
         cost = 0 if cost < 0 else (10000 if cost > 10000 else cost)
         pressure = rnd(pressure * score)
@@ -218,6 +221,10 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
                            event_id, quality, cost, pressure, fragile, trigger, unwind, density,
                            compression, divergence, elasticity, age, n_events, liq, oi, funding,
                            spread, mark))
+        evidence.append(ev_pack(tick_id, i, f.evidence_flags, f.price, f.mark, f.index_price,
+                                f.oi, f.funding_per_hour, f.liq_long_notional,
+                                f.liq_short_notional, f.liq_long_window, f.liq_short_window,
+                                f.move_sigma, f.move, f.oi_velocity))
         records.append(rec(tick_id, i, st_, tier_state, cluster_state, phase, 0, event_id,
                            quality, cost, pressure, fragile, trigger, unwind, density,
                            compression, divergence, elasticity, age, n_events, liq, oi, funding,
@@ -232,5 +239,5 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     new_state = EngineState(config=cfg, symbols=state.symbols, params=params, last_tick=tick_id,
                             weights=weights, tokens=tuple(new_tokens), cluster=cl, phase=ph,
                             alerts=alert_state)
-    return new_state, TickRecords(tuple(records), data), alerts
+    return new_state, TickRecords(tuple(records), data, b"".join(evidence)), alerts
 

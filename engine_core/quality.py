@@ -51,6 +51,8 @@ class QualityGuard(enum.IntEnum):
     LIQUIDATION_CAP_BINDING = 12
     #: Fewer than `warmup_ticks` ticks since the session start.
     WARMING_UP = 13
+    #: The exchange halted (or delisted) the symbol and it has not traded again since.
+    SYMBOL_HALTED = 14
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -80,6 +82,7 @@ TABLE: tuple[QualityRule, ...] = (
     QualityRule(when=G.EVENTS_LATE, target=Q.LATE_DATA),
     QualityRule(when=G.LIQUIDATION_CAP_BINDING, target=Q.LIQUIDATION_SATURATED),
     QualityRule(when=G.WARMING_UP, target=Q.WARMUP),
+    QualityRule(when=G.SYMBOL_HALTED, target=Q.HALTED),
 )
 
 

@@ -237,17 +237,24 @@ class TickRecords(tuple[Record, ...]):
     `step` builds the bytes once, from the same integers as the views, so a log writer
     need not encode again; `data == b"".join(r.to_bytes() for r in records)` always holds
     (tested). Equality is the tuple's: `data` is derived.
+
+    `evidence` holds one 64-byte evidence record per token, in the same order
+    (`engine_core.evidence`: prices, OI, funding per hour, liquidations, move in sigma);
+    `step` always fills it; b"" only where a caller built a TickRecords without one.
     """
 
     data: bytes
+    evidence: bytes
 
-    def __new__(cls, records: tuple[Record, ...], data: bytes) -> TickRecords:
+    def __new__(cls, records: tuple[Record, ...], data: bytes,
+                evidence: bytes = b"") -> TickRecords:
         obj = super().__new__(cls, records)
         obj.data = data
+        obj.evidence = evidence
         return obj
 
-    def __getnewargs__(self) -> tuple[tuple[Record, ...], bytes]:
-        return tuple(self), self.data
+    def __getnewargs__(self) -> tuple[tuple[Record, ...], bytes, bytes]:
+        return tuple(self), self.data, self.evidence
 
 
 #: Field names in layout order (the checksum excluded); used by readers and exporters.

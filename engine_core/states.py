@@ -129,6 +129,10 @@ class Quality(enum.IntFlag):
     CLUSTER_DEGRADED = 1 << 14
     #: REST polling (open interest, funding) is failing or rate-limited (recently).
     REST_DEGRADED = 1 << 15
+    #: The exchange halted or delisted the symbol (SYMBOL_HALTED / SYMBOL_DELISTED): a quiet
+    #: feed is not a liquidity collapse. Not live for the cluster, cannot escalate. Bit 16 does
+    #: not fit the token record's u16 `quality`: the evidence record's HALTED flag stores it.
+    HALTED = 1 << 16
 
 
 #: A symbol with any of these cannot enter TRIGGER_READY: the signal might be missing data.
@@ -138,4 +142,6 @@ UNHEALTHY = (
 )
 #: A symbol with any of these does not count as live for the cluster, and cannot escalate
 #: into PRESSURE or FRAGILE (a frozen book looks like a cheap trigger).
-NOT_LIVE = Quality.STALE_BOOK | Quality.FEED_STALE | Quality.NO_BOOK
+NOT_LIVE = Quality.STALE_BOOK | Quality.FEED_STALE | Quality.NO_BOOK | Quality.HALTED
+#: The bits of `Quality` the 64-byte token record stores (u16).
+RECORD_QUALITY_MASK = 0xFFFF

@@ -9,8 +9,9 @@ Scores, each 0..1:
     fragile   sqrt(pressure * (1 - trigger_cost / 100)): a build-up that is also cheap to tip
     trigger   the trigger being pulled: cheapness, aggressive flow against the crowded side
               (the side paying funding), first liquidations
-    unwind    it is happening: liquidations vs normal volume, OI falling, price away from
-              its norm, the liquidation stream saturated
+    unwind    it is happening: liquidations on the move's side vs the symbol's own norm,
+              counted only when corroborated (an OI drop or sustained prints: one print
+              alone never makes UNWIND), OI falling, the move in sigma
 
 Guards compare a score with its enter threshold (escalation) or its lower exit threshold
 (de-escalation), so a score hovering at a threshold does not make the state flicker.
@@ -84,10 +85,9 @@ TABLE: tuple[Rule, ...] = (
 
 _TIER_LEVEL = {int(Tier.TIER_NEUTRAL): 0.0, int(Tier.TIER_EXPANSION): 0.5,
                int(Tier.TIER_OVERLEVERAGED): 1.0, int(Tier.TIER_EXHAUSTED): 0.25}
-_NO_SIGNAL = int(Quality.WARMUP | Quality.NO_BOOK)
+_NO_SIGNAL = int(Quality.WARMUP | Quality.NO_BOOK | Quality.HALTED)
 _UNHEALTHY = int(UNHEALTHY)
 _NOT_LIVE = int(NOT_LIVE)
-_SATURATED = int(Quality.LIQUIDATION_SATURATED)
 _new = tuple.__new__
 
 
@@ -146,7 +146,7 @@ class ScoreParams(NamedTuple):
     wu_liq: float
     wu_oi: float
     wu_move: float
-    wu_saturated: float
+    sustain_full: float
     wu_sum: float
 
     @classmethod
@@ -161,11 +161,10 @@ class ScoreParams(NamedTuple):
             c.trigger_weight_flow, c.trigger_weight_liq,
             c.trigger_weight_cost + c.trigger_weight_flow + c.trigger_weight_liq,
             c.unwind_liq_floor, c.unwind_liq_full, c.unwind_liq_full - c.unwind_liq_floor,
-            c.unwind_oi_drop_full, c.unwind_move_floor_pct, c.unwind_move_full_pct,
-            c.unwind_move_full_pct - c.unwind_move_floor_pct, c.unwind_weight_liq,
-            c.unwind_weight_oi, c.unwind_weight_move, c.unwind_weight_saturated,
-            c.unwind_weight_liq + c.unwind_weight_oi + c.unwind_weight_move
-            + c.unwind_weight_saturated)
+            c.unwind_oi_drop_full, c.unwind_move_floor_sigma, c.unwind_move_full_sigma,
+            c.unwind_move_full_sigma - c.unwind_move_floor_sigma, c.unwind_weight_liq,
+            c.unwind_weight_oi, c.unwind_weight_move, c.unwind_sustain_full,
+            c.unwind_weight_liq + c.unwind_weight_oi + c.unwind_weight_move)
 
 
 def scores(f: FeatureFrame, tier: int, trigger_cost: float, c: StructuralConfig) -> Scores:
@@ -180,10 +179,10 @@ def scores_with(f: FeatureFrame, tier: int, trigger_cost: float, p: ScoreParams)
     (oi_full, f_floor, f_full, f_span, prem_full, wp_oi, wp_funding, wp_premium, wp_tier,
      wp_sum, flow_full, tliq_full, wt_cost, wt_flow, wt_liq, wt_sum, liq_floor, liq_full,
      liq_span, drop_full, move_floor, move_full, move_span, wu_liq, wu_oi, wu_move,
-     wu_saturated, wu_sum) = p
+     sustain_full, wu_sum) = p
     x = f.oi_build
     r_oi = 0.0 if x <= 0.0 else (1.0 if x >= oi_full else x / oi_full)
-    funding = f.funding_rate
+    funding = f.funding_per_hour
     x = abs(funding)
     r_funding = 0.0 if x <= f_floor else (1.0 if x >= f_full else (x - f_floor) / f_span)
     premium = f.premium_pct
@@ -211,16 +210,20 @@ def scores_with(f: FeatureFrame, tier: int, trigger_cost: float, p: ScoreParams)
                + wt_flow * r_flow
                + wt_liq * r_liq
                ) / wt_sum if wt_sum > 0.0 else 0.0
-    r_liq = 0.0 if liq <= liq_floor else (1.0 if liq >= liq_full else
-                                          (liq - liq_floor) / liq_span)
+    x = f.liq_excess
+    r_liq = 0.0 if x <= liq_floor else (1.0 if x >= liq_full else (x - liq_floor) / liq_span)
     x = -f.oi_velocity
     r_drop = 0.0 if x <= 0.0 else (1.0 if x >= drop_full else x / drop_full)
-    x = abs(f.price_trend_pct)
+    x = abs(f.move_sigma)
     r_move = 0.0 if x <= move_floor else (1.0 if x >= move_full else (x - move_floor) / move_span)
-    unwind = (wu_liq * r_liq
+    x = f.liq_sustained
+    r_sustain = 1.0 if x >= sustain_full else x / sustain_full
+    # liquidations count only as far as positions are seen leaving (OI drop) or the prints
+    # are sustained; a move in sigma is its own leg, so one print with a jump is not enough
+    corroborated = r_drop if r_drop > r_sustain else r_sustain
+    unwind = (wu_liq * r_liq * corroborated
               + wu_oi * r_drop
               + wu_move * r_move
-              + wu_saturated * (1.0 if f.quality & _SATURATED else 0.0)
               ) / wu_sum if wu_sum > 0.0 else 0.0
     return _new(Scores, (pressure, fragile, trigger, unwind))
 

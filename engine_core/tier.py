@@ -99,7 +99,7 @@ def classify(f: FeatureFrame, c: TierConfig) -> int:
             f.liq_intensity >= c.exhausted_liq_intensity
             or f.volume_ratio >= c.exhausted_volume_ratio),
         f.oi_build >= c.overleveraged_oi_build and (  # CROWDED
-            abs(f.funding_rate) >= c.overleveraged_funding
+            abs(f.funding_per_hour) >= c.overleveraged_funding
             or abs(f.premium_pct) >= c.overleveraged_premium_pct),
         (f.oi_velocity >= c.expansion_oi_velocity  # BUILDING
          and f.volume_ratio >= c.expansion_volume_ratio) or f.oi_build >= c.expansion_oi_build,

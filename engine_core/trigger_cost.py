@@ -66,6 +66,7 @@ class CostParams(NamedTuple):
     m_expansion: float
     m_exhausted: float
     m_neutral: float
+    div_w_oi: float
 
     @classmethod
     def from_config(cls, c: TriggerCostConfig) -> CostParams:
@@ -74,10 +75,11 @@ class CostParams(NamedTuple):
         return cls(c.density_thin_ratio, 1.0 - c.density_thin_ratio,
                    c.density_wide_spread_ratio, c.density_wide_spread_ratio - 1.0,
                    c.compression_full_ratio, 1.0 - c.compression_full_ratio,
-                   c.divergence_oi_build, c.divergence_price_pct, c.divergence_premium_pct,
+                   c.divergence_oi_build, c.divergence_move_sigma, c.divergence_premium_pct,
                    c.elasticity_full_ratio, c.elasticity_full_ratio - 1.0,
                    wd, wc, wv, we, wd + wc + wv + we, c.multiplier_overleveraged,
-                   c.multiplier_expansion, c.multiplier_exhausted, c.multiplier_neutral)
+                   c.multiplier_expansion, c.multiplier_exhausted, c.multiplier_neutral,
+                   c.weight_divergence_oi)
 
 
 def compute(f: FeatureFrame, tier: int, c: TriggerCostConfig) -> TriggerCost:
@@ -91,7 +93,7 @@ def compute_with(f: FeatureFrame, tier: int, p: CostParams) -> TriggerCost:
     # per tick and the calls were a tenth of a quiet tick's cost.
     (thin, one_minus_thin, wide, wide_minus_one, full, one_minus_full, div_oi, div_price,
      div_premium, elastic, elastic_minus_one, wd, wc, wv, we, w_sum, m_over, m_exp, m_exh,
-     m_neutral) = p
+     m_neutral, div_w_oi) = p
     x = f.depth_ratio
     depth_ok = 0.0 if x <= thin else (1.0 if x >= 1.0 else (x - thin) / one_minus_thin)
     x = f.spread_ratio
@@ -102,9 +104,9 @@ def compute_with(f: FeatureFrame, tier: int, p: CostParams) -> TriggerCost:
                                                            (vol - full) / one_minus_full)))
     x = f.oi_build
     built = 0.0 if x <= 0.0 else (1.0 if x >= div_oi else (x - 0.0) / (div_oi - 0.0))
-    x = abs(f.price_trend_pct)
+    x = abs(f.move_sigma)
     moved = 0.0 if x <= 0.0 else (1.0 if x >= div_price else (x - 0.0) / (div_price - 0.0))
-    oi_vs_price = built * (1.0 - moved)
+    oi_vs_price = div_w_oi * built * (1.0 - moved)
     x = abs(f.premium_pct)
     premium = 0.0 if x <= 0.0 else (1.0 if x >= div_premium else
                                     (x - 0.0) / (div_premium - 0.0))

@@ -112,7 +112,8 @@ def frame(**kw: float) -> FeatureFrame:
     ({}, Tier.TIER_NEUTRAL),
     ({"oi_velocity": 0.001, "volume_ratio": 1.5}, Tier.TIER_EXPANSION),
     ({"oi_build": 0.01}, Tier.TIER_EXPANSION),
-    ({"oi_build": 0.03, "funding_rate": 0.0005}, Tier.TIER_OVERLEVERAGED),
+    ({"oi_build": 0.03, "funding_per_hour": 0.0005 / 8}, Tier.TIER_OVERLEVERAGED),
+    ({"oi_build": 0.03, "funding_rate": 0.0005}, Tier.TIER_EXPANSION),  # per hour counts
     ({"oi_build": 0.03, "premium_pct": -0.08}, Tier.TIER_OVERLEVERAGED),
     ({"oi_build": 0.03}, Tier.TIER_EXPANSION),
     ({"oi_velocity": -0.01, "liq_intensity": 0.1}, Tier.TIER_EXHAUSTED),
@@ -145,9 +146,18 @@ def test_trigger_cost_components_move_the_right_way() -> None:
     assert thin.density == 0.0 and thin.cost == 75.0
     coiled = trigger_cost.compute(frame(vol_ratio=0.2), int(Tier.TIER_NEUTRAL), c)
     assert coiled.compression == 100.0
-    divergent = trigger_cost.compute(frame(oi_build=0.02), int(Tier.TIER_NEUTRAL), c)
+    # OI is counted once (in pressure): by default it is not in divergence nor the regime
+    assert trigger_cost.compute(frame(oi_build=0.02), int(Tier.TIER_OVERLEVERAGED),
+                                c).divergence == 0.0
+    basis = trigger_cost.compute(frame(premium_pct=0.1), int(Tier.TIER_NEUTRAL), c)
+    assert basis.divergence == 100.0
+    c2 = TriggerCostConfig(weight_divergence_oi=1.0, multiplier_overleveraged=1.35)
+    divergent = trigger_cost.compute(frame(oi_build=0.02), int(Tier.TIER_NEUTRAL), c2)
     assert divergent.divergence == 100.0
-    crowded = trigger_cost.compute(frame(oi_build=0.02), int(Tier.TIER_OVERLEVERAGED), c)
+    moved = trigger_cost.compute(frame(oi_build=0.02, move_sigma=-1.5), int(Tier.TIER_NEUTRAL),
+                                 c2)
+    assert moved.divergence == 50.0  # half of the 3-sigma "the price followed"
+    crowded = trigger_cost.compute(frame(oi_build=0.02), int(Tier.TIER_OVERLEVERAGED), c2)
     assert crowded.cost < divergent.cost  # the regime scales the fragility
 
 
@@ -189,14 +199,17 @@ def test_feature_tuples_are_built_in_field_order() -> None:
     state must equal the old one field by field (each field holds a distinct value).
     """
     still = P._replace(a_fast=0.0, a_slow=0.0, a_vol_fast=0.0, a_vol_slow=0.0,
-                       a_oi_fast=0.0, a_oi_slow=0.0, a_liq=0.0, warmup_ticks=0)
+                       a_oi_fast=0.0, a_oi_slow=0.0, a_liq=1.0, warmup_ticks=0, a_liq_base=0.0,
+                       a_sustain=0.0, a_move=0.0, a_sigma=0.0)
     tick = 1000
     values: dict[str, Any] = {name: float(k + 1) for k, name in
                                  enumerate(FeatureState._fields)}
     values.update(session_tick=900, book_update_id=7, book_tick=tick - 1, mark_ts=11,
                   mark_tick=tick - 2, oi_ts=13, oi_tick=tick - 3, liq_sec=17, liq_streak=1,
                   liq_saturated_tick=-50, trade_gap_tick=-51, liq_gap_tick=-52,
-                  reconnect_tick=-53, rest_tick=-54, feed_stale=True)
+                  reconnect_tick=-53, rest_tick=-54, feed_stale=True, liq_long=0.0,
+                  liq_short=0.0, funding_hours=4, oi_seeded=True, depth_tick=-55,
+                  halted=False, delisted=False)
     values["prev_mid"] = (values["bid"] + values["ask"]) * 0.5
     st = FeatureState(**values)
     w = EmaWeights(fast=1.0, slow=1.0, vol_fast=1.0, vol_slow=1.0, liq=1.0)
@@ -215,3 +228,73 @@ def test_tier_table_needs_every_guard_once() -> None:
         tier.compile_tiers(tier.TABLE[:-1])
     with pytest.raises(TableError, match="exactly one"):
         tier.compile_tiers((*tier.TABLE, tier.TABLE[0]))
+
+
+def test_one_liquidation_print_alone_never_makes_unwind() -> None:
+    """The liquidation leg counts only when corroborated by an OI drop or sustained prints;
+    the saturation flag adds nothing by itself (config v2)."""
+    from engine_core import structural
+
+    c = ec.Config().structural
+    lone = frame(liq_excess=1e6, liq_sustained=0.01,
+                 quality=int(Quality.LIQUIDATION_SATURATED))
+    assert structural.scores(lone, 0, 100.0, c).unwind < 0.05
+    jump = lone._replace(move_sigma=-8.0)  # a print and a jump, positions not leaving
+    assert structural.scores(jump, 0, 100.0, c).unwind < c.unwind_enter
+    leaving = jump._replace(oi_velocity=-0.012)  # the same with OI 1.2 % below its norm
+    assert structural.scores(leaving, 0, 100.0, c).unwind >= c.unwind_enter
+    sustained = jump._replace(liq_sustained=0.22)  # prints nearly every second
+    assert structural.scores(sustained, 0, 100.0, c).unwind >= c.unwind_enter
+    quiet_flush = frame(move_sigma=-8.0, oi_velocity=-0.012)  # the archive: no prints at all
+    assert structural.scores(quiet_flush, 0, 100.0, c).unwind >= c.unwind_enter
+
+
+def test_funding_pressure_is_per_hour() -> None:
+    from engine_core import structural
+
+    c = ec.Config().structural
+    eight = frame(funding_rate=0.0006, funding_per_hour=0.0006 / 8)
+    one = frame(funding_rate=0.0006, funding_per_hour=0.0006)
+    assert structural.scores(eight, 0, 100.0, c).pressure == pytest.approx(
+        c.pressure_weight_funding)
+    assert structural.scores(one, 0, 100.0, c).pressure == pytest.approx(
+        c.pressure_weight_funding)
+    normal = frame(funding_rate=0.0001, funding_per_hour=0.0001 / 8)
+    assert structural.scores(normal, 0, 100.0, c).pressure == 0.0
+
+
+def test_move_is_measured_in_the_symbols_own_sigma() -> None:
+    """The same 1 % jump is many sigma on a quiet symbol and few on a wild one."""
+    def sigma_after_jump(step_pct: float) -> float:
+        st, w = FeatureState(session_tick=T0), EmaWeights()
+        p = 100.0
+        f = None
+        for k in range(2000):
+            p = p * (1 + step_pct / 100 * (1 if k % 2 else -1))
+            ev = ec.BookTickerReceived(symbol="BTCUSDT", exchange_ts=(T0 + k) * 250 - 1,
+                                       bid=p - 0.001, bid_qty=1.0, ask=p + 0.001, ask_qty=1.0)
+            st, w, f = step(st, w, batch(T0 + k, ev))
+        ev = ec.BookTickerReceived(symbol="BTCUSDT", exchange_ts=(T0 + 2000) * 250 - 1,
+                                   bid=p * 0.99 - 0.001, bid_qty=1.0, ask=p * 0.99 + 0.001,
+                                   ask_qty=1.0)
+        st, w, f = step(st, w, batch(T0 + 2000, ev))
+        assert f is not None
+        return f.move_sigma
+
+    quiet, wild = sigma_after_jump(0.01), sigma_after_jump(0.3)
+    assert quiet < -20 < wild < -1
+
+
+def test_oi_history_seeds_the_long_norm() -> None:
+    st, w = FeatureState(session_tick=T0), EmaWeights()
+    hist = ec.OpenInterestHistoryReceived(
+        symbol="BTCUSDT", exchange_ts=T0 * 250 - 1,
+        points=tuple((T0 * 250 - 1 - 300_000 * (288 - k), 1000.0) for k in range(288)))
+    st, w, f = step(st, w, batch(T0, hist))
+    oi = ec.OpenInterestReceived(symbol="BTCUSDT", exchange_ts=(T0 + 1) * 250 - 1,
+                                 open_interest=1100.0)
+    st, w, f = step(st, w, batch(T0 + 1, oi))
+    assert f.oi_build == pytest.approx(0.1, rel=1e-3)  # vs the day's norm, at once
+    fresh, w2 = FeatureState(session_tick=T0), EmaWeights()
+    fresh, w2, g = step(fresh, w2, batch(T0, oi))
+    assert g.oi_build == 0.0  # without history the norm starts at the first poll

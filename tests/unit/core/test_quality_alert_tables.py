@@ -65,6 +65,9 @@ QUALITY_CASES: list[tuple[str, FeatureState, CanonicalBatch, Quality]] = [
      Q.LIQUIDATION_SATURATED),
     ("warm-up", HEALTHY._replace(session_tick=TICK - 1, mark_tick=TICK - 1), EMPTY,
      Q.WARMUP),
+    ("halted", HEALTHY, health(HealthKind.SYMBOL_HALTED), Q.HALTED),
+    ("delisted", HEALTHY, health(HealthKind.SYMBOL_DELISTED), Q.HALTED),
+    ("halted, held", HEALTHY._replace(halted=True), EMPTY, Q.HALTED),
 ]
 
 
@@ -87,7 +90,7 @@ def test_every_flag_of_a_token_has_a_case() -> None:
 
 
 def test_quality_table_errors() -> None:
-    with pytest.raises(TableError, match="guard WARMING_UP has two rows"):
+    with pytest.raises(TableError, match="guard SYMBOL_HALTED has two rows"):
         quality.compile_quality(quality.TABLE + quality.TABLE[-1:])
     with pytest.raises(TableError, match="no row for guard"):
         quality.compile_quality(quality.TABLE[:-1])
@@ -161,3 +164,9 @@ def test_alert_row(name: str, run: Callable[[], tuple[tuple[int, ...], tuple[ec.
     assert [(a.kind, a.token_id) for a in alerts] == kinds, name
     for a in alerts:
         assert a.message and (a.symbol == "*") == (a.token_id == MARKET_WIDE)
+
+
+def test_trading_again_clears_the_halt() -> None:
+    _, frame = features.extract(HEALTHY._replace(halted=True), health(HealthKind.SYMBOL_TRADING),
+                                FP, W)
+    assert frame.quality == 0

@@ -1,0 +1,258 @@
+"""The 64-byte evidence record: the market facts of one token at one tick, beside its record.
+
+A token record (`record.py`) says what the engine *concluded*; the evidence record says what
+it *saw*: prices, open interest, funding per hour, liquidations by side, the move in units of
+the symbol's own volatility and the OI change. `step` builds one per token per tick, from the
+same floats the rules read, quantized once, and joins their bytes in `TickRecords.evidence`
+(aligned 1:1 with `TickRecords.data`). An alert's text is a pure function of these integers
+and the config's windows, so `verify` can re-derive it from stored bytes.
+
+Layout, little-endian (docs/log-format.md, "Evidence records"):
+
+    off size type  field
+      0   8  u64   tick_id          same as the token record's
+      8   2  u16   token_id
+     10   1  u8    rec_type         3 = evidence record (1 = token record, 2 = the log's commit)
+     11   2  u16   flags            EvidenceFlag: which values are unknown, where they came from
+     13   8  u64   price            mid (mark when there is no book) x 1e10
+     21   2  i16   mark_vs_price    (mark / price - 1) x 1e5  (0.1 bp; saturates at +-32.7 %)
+     23   2  i16   index_vs_price   (index / price - 1) x 1e5
+     25   8  u64   open_interest    contracts x 1e4
+     33   4  i32   funding_per_hour funding rate of the interval / its hours, x 1e9
+     37   4  u32   liq_long_tick    USD of longs force-closed this tick (forced SELLs)
+     41   4  u32   liq_short_tick   USD of shorts force-closed this tick (forced BUYs)
+     45   4  u32   liq_long_window  USD of longs force-closed over the liquidation window
+     49   4  u32   liq_short_window idem, shorts
+     53   2  i16   move_sigma       price vs its move-window average, in sigma, x 100
+     55   2  i16   move             the same move as a fraction, x 1e4 (0.01 %)
+     57   2  i16   oi_change        OI vs its fast-window average, as a fraction, x 1e4
+     59   1  u8    reserved         0
+     60   4  u32   crc32c           CRC-32C of bytes 0..59
+
+Every value saturates at its field's range (and sets CLAMPED); a value the tick did not know
+is 0 with its flag set, so a reader shows "unknown", never a made-up zero.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+
+import attrs
+
+from engine_core.config import Config
+from engine_core.record import RECORD_SIZE, ChecksumError, crc32c
+from engine_core.ticks import TICK_MS
+
+REC_EVIDENCE = 3
+EVIDENCE_BODY = struct.Struct("<QHBHQhhQiIIIIhhhB")
+EVIDENCE_FULL = struct.Struct("<QHBHQhhQiIIIIhhhBI")
+assert EVIDENCE_BODY.size == 60 and EVIDENCE_FULL.size == RECORD_SIZE
+
+PRICE_SCALE = 10_000_000_000
+REL_SCALE = 100_000
+OI_SCALE = 10_000
+FUNDING_HOUR_SCALE = 1_000_000_000
+SIGMA_SCALE = 100
+FRACTION_SCALE = 10_000
+
+_U64 = 2**64 - 1
+_U32 = 2**32 - 1
+_I32 = 2**31 - 1
+_I16 = 2**15 - 1
+
+
+class EvidenceFlag(enum.IntFlag):
+    """What an evidence record's values are, or are not (field `flags`)."""
+
+    #: No book yet: `price` is the mark price (or 0 with NO_PRICE).
+    NO_MID = 1 << 0
+    #: Neither book nor mark: no price at all; `move*` and `mark/index_vs_price` are 0.
+    NO_PRICE = 1 << 1
+    #: No mark/index price seen yet; `mark_vs_price`, `index_vs_price`, funding are 0.
+    NO_MARK = 1 << 2
+    #: No open interest seen yet; `open_interest` and `oi_change` are 0.
+    NO_OI = 1 << 3
+    #: No FundingInfoReceived: funding per hour assumes the default interval.
+    FUNDING_INTERVAL_ASSUMED = 1 << 4
+    #: No OI history: the long OI baseline started at this session's first poll.
+    OI_BASELINE_SESSION = 1 << 5
+    #: No depth bands: the liquidity leg reads the top of book.
+    DEPTH_TOP_OF_BOOK = 1 << 6
+    #: The exchange halted trading in this symbol (SYMBOL_HALTED, until SYMBOL_TRADING).
+    HALTED = 1 << 7
+    #: The symbol was delisted or settled (SYMBOL_DELISTED).
+    DELISTED = 1 << 8
+    #: The volatility norm is not known yet (warm-up): `move_sigma` is 0.
+    NO_SIGMA = 1 << 9
+    #: At least one value did not fit its field and was saturated.
+    CLAMPED = 1 << 10
+
+
+_CLAMPED = int(EvidenceFlag.CLAMPED)
+
+
+def _q(x: float, scale: float, lo: int, hi: int) -> tuple[int, bool]:
+    v = round(x * scale)
+    if v < lo:
+        return lo, True
+    if v > hi:
+        return hi, True
+    return v, False
+
+
+def pack_evidence(tick_id: int, token_id: int, flags: int, price: float, mark: float,
+                  index: float, open_interest: float, funding_per_hour: float,
+                  liq_long_tick: float, liq_short_tick: float, liq_long_window: float,
+                  liq_short_window: float, move_sigma: float, move: float,
+                  oi_change: float) -> bytes:
+    """Quantize the facts of one token-tick into the 64-byte evidence record (CRC included).
+
+    Rounds half to even and saturates each value into its field (setting CLAMPED). `mark`
+    and `index` are absolute prices; they are stored relative to `price` (0 when unknown).
+    """
+    clamped = False
+    p, c = _q(price, PRICE_SCALE, 0, _U64)
+    clamped |= c
+    if price > 0.0 and mark > 0.0:
+        mk, c = _q(mark / price - 1.0, REL_SCALE, -_I16, _I16)
+        clamped |= c
+        ix, c = _q(index / price - 1.0, REL_SCALE, -_I16, _I16)
+        clamped |= c
+    else:
+        mk = ix = 0
+    oi, c = _q(open_interest, OI_SCALE, 0, _U64)
+    clamped |= c
+    fh, c = _q(funding_per_hour, FUNDING_HOUR_SCALE, -_I32, _I32)
+    clamped |= c
+    liqs = []
+    for v in (liq_long_tick, liq_short_tick, liq_long_window, liq_short_window):
+        q, c = _q(v, 1.0, 0, _U32)
+        clamped |= c
+        liqs.append(q)
+    ms, c = _q(move_sigma, SIGMA_SCALE, -_I16, _I16)
+    clamped |= c
+    mv, c = _q(move, FRACTION_SCALE, -_I16, _I16)
+    clamped |= c
+    oc, c = _q(oi_change, FRACTION_SCALE, -_I16, _I16)
+    clamped |= c
+    body = EVIDENCE_BODY.pack(tick_id, token_id, REC_EVIDENCE,
+                              flags | (_CLAMPED if clamped else 0), p, mk, ix, oi, fh,
+                              liqs[0], liqs[1], liqs[2], liqs[3], ms, mv, oc, 0)
+    return body + crc32c(body).to_bytes(4, "little")
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class EvidenceRecord:
+    """Decoded evidence record: integers exactly as stored, plus views in trader units."""
+
+    tick_id: int
+    token_id: int
+    flags: int
+    price: int
+    mark_vs_price: int
+    index_vs_price: int
+    open_interest: int
+    funding_per_hour: int
+    liq_long_tick: int
+    liq_short_tick: int
+    liq_long_window: int
+    liq_short_window: int
+    move_sigma: int
+    move: int
+    oi_change: int
+
+    def to_bytes(self) -> bytes:
+        body = EVIDENCE_BODY.pack(
+            self.tick_id, self.token_id, REC_EVIDENCE, self.flags, self.price,
+            self.mark_vs_price, self.index_vs_price, self.open_interest, self.funding_per_hour,
+            self.liq_long_tick, self.liq_short_tick, self.liq_long_window,
+            self.liq_short_window, self.move_sigma, self.move, self.oi_change, 0)
+        return body + crc32c(body).to_bytes(4, "little")
+
+    @classmethod
+    def from_bytes(cls, data: bytes | memoryview, *, check: bool = True) -> EvidenceRecord:
+        """Decode 64 bytes; `ChecksumError` on a CRC mismatch, ValueError on a bad shape."""
+        if len(data) != RECORD_SIZE:
+            raise ValueError(f"an evidence record is {RECORD_SIZE} bytes, got {len(data)}")
+        f = EVIDENCE_FULL.unpack(data)
+        if check:
+            got = crc32c(bytes(data[:60]))
+            if got != f[-1]:
+                raise ChecksumError(f"evidence crc32c mismatch: stored {f[-1]:#010x}, "
+                                    f"computed {got:#010x}")
+        if f[2] != REC_EVIDENCE:
+            raise ValueError(f"not an evidence record: rec_type {f[2]}")
+        return cls(tick_id=f[0], token_id=f[1], flags=f[3], price=f[4], mark_vs_price=f[5],
+                   index_vs_price=f[6], open_interest=f[7], funding_per_hour=f[8],
+                   liq_long_tick=f[9], liq_short_tick=f[10], liq_long_window=f[11],
+                   liq_short_window=f[12], move_sigma=f[13], move=f[14], oi_change=f[15])
+
+    # Views in trader units (None where the flags say the tick did not know) ---------------
+    def has(self, flag: EvidenceFlag) -> bool:
+        return bool(self.flags & flag)
+
+    @property
+    def price_value(self) -> float | None:
+        return None if self.has(EvidenceFlag.NO_PRICE) else self.price / PRICE_SCALE
+
+    @property
+    def mark_value(self) -> float | None:
+        if self.has(EvidenceFlag.NO_MARK) or self.has(EvidenceFlag.NO_PRICE):
+            return None
+        return self.price / PRICE_SCALE * (1.0 + self.mark_vs_price / REL_SCALE)
+
+    @property
+    def index_value(self) -> float | None:
+        if self.has(EvidenceFlag.NO_MARK) or self.has(EvidenceFlag.NO_PRICE):
+            return None
+        return self.price / PRICE_SCALE * (1.0 + self.index_vs_price / REL_SCALE)
+
+    @property
+    def oi_value(self) -> float | None:
+        return None if self.has(EvidenceFlag.NO_OI) else self.open_interest / OI_SCALE
+
+    @property
+    def oi_change_pct(self) -> float | None:
+        return None if self.has(EvidenceFlag.NO_OI) else self.oi_change / FRACTION_SCALE * 100
+
+    @property
+    def funding_per_hour_value(self) -> float | None:
+        if self.has(EvidenceFlag.NO_MARK):
+            return None
+        return self.funding_per_hour / FUNDING_HOUR_SCALE
+
+    @property
+    def move_pct(self) -> float | None:
+        return None if self.has(EvidenceFlag.NO_PRICE) else self.move / FRACTION_SCALE * 100
+
+    @property
+    def move_sigma_value(self) -> float | None:
+        if self.has(EvidenceFlag.NO_PRICE) or self.has(EvidenceFlag.NO_SIGMA):
+            return None
+        return self.move_sigma / SIGMA_SCALE
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class EvidenceWindows:
+    """The windows (seconds) the evidence values are measured over, from the config."""
+
+    move_s: float
+    oi_change_s: float
+    liquidation_s: float
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> EvidenceWindows:
+        f = cfg.features
+        sec = TICK_MS / 1000
+        return cls(move_s=f.move_window_ticks * sec, oi_change_s=f.oi_fast_window_ticks * sec,
+                   liquidation_s=f.liq_window_ticks * sec)
+
+
+def iter_evidence(data: bytes | memoryview) -> list[EvidenceRecord]:
+    """Decode a run of evidence records (e.g. `TickRecords.evidence`)."""
+    if len(data) % RECORD_SIZE:
+        raise ValueError(f"evidence bytes must be a multiple of {RECORD_SIZE}, got {len(data)}")
+    mv = memoryview(data)
+    return [EvidenceRecord.from_bytes(mv[i:i + RECORD_SIZE])
+            for i in range(0, len(data), RECORD_SIZE)]
