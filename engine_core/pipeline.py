@@ -121,7 +121,7 @@ def _fresh_tokens(n: int, tick_id: int) -> tuple[TokenState, ...]:
 
 
 def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
-         ) -> tuple[EngineState, tuple[Record, ...], tuple[Alert, ...]]:
+         ) -> tuple[EngineState, TickRecords, tuple[Alert, ...]]:
     """Run one 250 ms tick. Pure: same inputs, byte-identical outputs, inputs untouched.
 
     `tick_batch` holds one `CanonicalBatch` per token in token order, all for `tick_id`.

@@ -74,7 +74,7 @@ def test_step_puts_one_evidence_record_per_token_beside_the_records() -> None:
     state = ec.initial_state(cfg, syms)
     t0 = 7_000_000_000
     ts = t0 * 250 - 100
-    a_events = [
+    a_events: list[ec.MarketEvent] = [
         ec.BookTickerReceived(symbol="AUSDT", exchange_ts=ts, bid=99.9, bid_qty=5.0, ask=100.1,
                               ask_qty=5.0),
         ec.MarkPriceReceived(symbol="AUSDT", exchange_ts=ts, mark_price=100.05,
