@@ -13,6 +13,11 @@ Shares counted:
     unwind   UNWIND
 FRAGILE and UNWIND also need at least `min_symbols` symbols (capped at the universe size), so
 one symbol alone is never "systemic" in a large universe.
+
+Each share is counted twice: by symbols, and by open-interest value (OI x price, the
+leverage at stake), so a tiny alt does not weigh like BTC. The guards read the blend
+`(1 - value_weight) * count share + value_weight * value share` (`cluster.value_weight`);
+both shares are kept in the context.
 """
 
 from __future__ import annotations
@@ -108,29 +113,48 @@ class ClusterContext:
     heat: float = 0.0
     fragile: float = 0.0
     unwind: float = 0.0
+    heat_value: float = 0.0
+    fragile_value: float = 0.0
+    unwind_value: float = 0.0
 
 
 def update(ctx: ClusterContext, fsm_states: Sequence[int], qualities: Sequence[int],
-           c: ClusterConfig, rules: Compiled) -> ClusterContext:
-    """One cluster evaluation over this tick's symbol states."""
+           c: ClusterConfig, rules: Compiled, values: Sequence[float] | None = None
+           ) -> ClusterContext:
+    """One cluster evaluation over this tick's symbol states (and their OI values)."""
     n = len(fsm_states)
+    vals = values if values is not None else [0.0] * n
     live = n_heat = n_fragile = n_unwind = 0
-    for s, q in zip(fsm_states, qualities, strict=True):
+    v_live = v_heat = v_fragile = v_unwind = 0.0
+    for s, q, v in zip(fsm_states, qualities, vals, strict=True):
         if q & _NOT_LIVE:
             continue
         live += 1
+        v_live += v
         if s >= _PRESSURE:
             if s == _UNWIND:
                 n_unwind += 1
                 n_heat += 1
+                v_unwind += v
+                v_heat += v
             elif s <= _TRIGGER_READY:
                 n_heat += 1
+                v_heat += v
                 if s >= _FRAGILE:
                     n_fragile += 1
+                    v_fragile += v
     degraded = n == 0 or live < c.min_live_fraction * n
-    heat = n_heat / live if live else 0.0
-    fragile = n_fragile / live if live else 0.0
-    unwind = n_unwind / live if live else 0.0
+    heat_n = n_heat / live if live else 0.0
+    fragile_n = n_fragile / live if live else 0.0
+    unwind_n = n_unwind / live if live else 0.0
+    if v_live > 0.0:  # without any OI value the count alone decides
+        heat_v, fragile_v, unwind_v = v_heat / v_live, v_fragile / v_live, v_unwind / v_live
+    else:
+        heat_v, fragile_v, unwind_v = heat_n, fragile_n, unwind_n
+    m = c.value_weight
+    heat = (1.0 - m) * heat_n + m * heat_v
+    fragile = (1.0 - m) * fragile_n + m * fragile_v
+    unwind = (1.0 - m) * unwind_n + m * unwind_v
     need = c.min_symbols if c.min_symbols < n else n
     g = (
         degraded,  # DEGRADED
@@ -144,4 +168,5 @@ def update(ctx: ClusterContext, fsm_states: Sequence[int], qualities: Sequence[i
     )
     state, age, pending, count = advance(ctx.state, ctx.age, ctx.pending, ctx.count, g, rules)
     return ClusterContext(state=state, age=age, pending=pending, count=count, degraded=degraded,
-                          live=live, heat=heat, fragile=fragile, unwind=unwind)
+                          live=live, heat=heat_n, fragile=fragile_n, unwind=unwind_n,
+                          heat_value=heat_v, fragile_value=fragile_v, unwind_value=unwind_v)

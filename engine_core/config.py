@@ -226,6 +226,7 @@ class ClusterConfig:
     decay_updates: int = _ticks(10)  # a de-escalation must hold 10 s
     cooldown_updates: int = _ticks(120)  # 2 min of cooldown
     min_live_fraction: float = _unit_f(0.5)  # fewer live symbols = degraded, hold state
+    value_weight: float = _unit_f(0.5)  # shares blend the symbol count and the OI value (0..1)
 
     def __attrs_post_init__(self) -> None:
         for lo, hi in (("heat_exit", "heat_enter"), ("fragile_exit", "fragile_enter"),

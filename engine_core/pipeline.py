@@ -169,7 +169,8 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     cl, ph = state.cluster, state.phase
     if tick_id % CLUSTER_EVERY_TICKS == 0:
         cl = cluster_fsm.update(cl, [p[4].state for p in parts], [p[0].quality for p in parts],
-                                cfg.cluster, params.cluster)
+                                cfg.cluster, params.cluster,
+                                [p[0].oi * p[0].price for p in parts])
         ph = phase_fsm.update(ph, cl.state, cl.degraded, cfg.phase, params.phase)
 
     extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if cl.degraded else 0)

@@ -254,3 +254,25 @@ def test_every_state_has_a_way_out_and_is_reachable(table: tuple[Rule, ...],
     moves = {(r.source, r.target) for r in table if r.source is not r.target}
     assert {s for s, _ in moves} == set(states), "a state with no exit"
     assert {t for _, t in moves} == set(states), "an unreachable state"
+
+
+def test_cluster_shares_weigh_open_interest_value_beside_the_count() -> None:
+    """Two tiny alts unwinding are 20 % of ten symbols but almost none of the leverage; the
+    blend (value_weight 0.5) keeps them below the unwind threshold, the count alone not."""
+    rules = cluster.compile_rules(CCFG)
+    states = [int(S.UNWIND)] * 2 + [int(S.BUILD)] * (N_LIVE - 2)
+    values = [1e6] * 2 + [1e9] * (N_LIVE - 2)
+    ctx = cluster.ClusterContext()
+    for _ in range(3):
+        ctx = cluster.update(ctx, states, [0] * N_LIVE, CCFG, rules, values)
+    assert ctx.unwind == pytest.approx(0.2) and ctx.unwind_value < 0.001
+    assert ctx.state == C.CLUSTER_CALM
+    count_only = attrs.evolve(CCFG, value_weight=0.0)
+    ctx = cluster.ClusterContext()
+    for _ in range(3):
+        ctx = cluster.update(ctx, states, [0] * N_LIVE, count_only, rules, values)
+    assert ctx.state == C.CLUSTER_UNWIND
+    big = cluster.ClusterContext()
+    for _ in range(3):  # the same two symbols holding most of the OI value: unwind
+        big = cluster.update(big, states, [0] * N_LIVE, CCFG, rules, values[::-1])
+    assert big.state == C.CLUSTER_UNWIND
