@@ -45,6 +45,7 @@ from engine_adapters.clock import RealClock
 from engine_adapters.recorder import Recorder
 from engine_app.bootstrap import open_session
 from engine_app.datadir import ENGINE_VERSION, DataDir
+from engine_app.live_history import read_history
 from engine_app.metrics import Metrics, serve_metrics
 from engine_app.session import AlertSink, Session, tune_gc
 
@@ -284,7 +285,9 @@ class LiveRunner:
                 rest.poll_forever(symbols, oi_cycle_s=poll.oi_cycle_s,
                                   premium_interval_s=poll.premium_interval_s)),
                      asyncio.create_task(backfill.run()),
-                     asyncio.create_task(self._watch_universe(rest, symbols))]
+                     asyncio.create_task(self._watch_universe(rest, symbols)),
+                     # fundingInfo (start, hourly) and 30 days of OI history (start)
+                     asyncio.create_task(read_history(rest, symbols, self._stop))]
             tune_gc()  # start-up objects need no more GC scans: shorter tick pauses
             try:
                 await self._tick_loop(session)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from pathlib import Path
 
 import aiohttp
 
+from engine_adapters.binance.rest_client import RestClient
 from engine_adapters.binance.rest_history import (
     PATH_FUNDING_INFO,
     PATH_OI_HISTORY,
@@ -16,6 +18,7 @@ from engine_adapters.binance.rest_history import (
 )
 from engine_adapters.binance.rest_payloads import parse_rest
 from engine_adapters.storage import iter_journal
+from engine_app.live_history import read_history
 from engine_core.events import FundingInfoReceived, OpenInterestHistoryReceived
 from engine_sim.fake_exchange import FakeBinance
 from tests.app.test_live import SYMBOLS, live_session
@@ -55,3 +58,30 @@ def test_fake_exchange_serves_funding_info_and_oi_history() -> None:
                     got.extend(ev.points)
             assert got == sorted(fake.market.oi_history["BTCUSDT"])  # every point, once
     asyncio.run(go())
+
+
+def test_read_history_asks_funding_info_and_30_days_of_oi_history_and_ingests_them() -> None:
+    async def go() -> list[tuple[str, str, int, str]]:
+        seen: list[tuple[str, str, int, str]] = []
+        async with FakeBinance(SYMBOLS) as fake:
+            fake.market.funding_info["SOLUSDT"] = (4, 0.03, -0.03)
+            now = time.time_ns() // 1_000_000 // 300_000 * 300_000
+            fake.market.oi_history["BTCUSDT"] = [(now - k * 300_000, 500.0 + k)
+                                                 for k in range(8639, -1, -1)]
+            async with RestClient(fake.rest_base, on_response=lambda _ms, p, q, st, b: seen.append(
+                    (p, q, st, b))) as rest:
+                stop = asyncio.Event()
+                task = asyncio.create_task(read_history(rest, ("BTCUSDT",), stop, spacing_s=0,
+                                                        funding_every_s=0.05))
+                await asyncio.sleep(1.0)
+                stop.set()
+                assert await task >= 1 + 18
+        return seen
+    seen = asyncio.run(go())
+    paths = [p for p, *_ in seen]
+    assert paths[0] == PATH_FUNDING_INFO and paths.count(PATH_OI_HISTORY) == 18
+    assert paths.count(PATH_FUNDING_INFO) >= 2  # and again on its own cadence
+    points = [pt for p, q, st, b in seen if p == PATH_OI_HISTORY
+              for ev in parse_rest(p, q, st, b, SYMBOLS).events
+              if isinstance(ev, OpenInterestHistoryReceived) for pt in ev.points]
+    assert len(points) == 8640 and points == sorted(points)  # 30 days, each point once
