@@ -243,13 +243,20 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
         spread = spread_slow0
     if has_book and mid > 0.0:
         depth = band if has_depth else bid * bid_qty + ask * ask_qty
-        first = (book_tick0 == _NEVER and depth_tick0 == _NEVER) or prev_mid0 <= 0.0 \
-            or (has_depth and depth_tick0 == _NEVER)
-        if first:  # first book of the session (or first depth bands): levels start here
+        first = (book_tick0 == _NEVER and depth_tick0 == _NEVER) or prev_mid0 <= 0.0
+        if first:  # first book of the session: levels start here
             sf = ss = spread
             dpf = dps = depth
             mid_slow = prev_mid = move_ref = mid
             move_var = 0.0
+        elif has_depth and depth_tick0 == _NEVER:  # depth bands replace the top of book:
+            sf = spread_fast0 + a_fast * (spread - spread_fast0)  # its norm starts afresh
+            ss = spread_slow0 + a_slow * (spread - spread_slow0)
+            dpf = dps = depth
+            mid_slow = mid_slow0 + a_slow * (mid - mid_slow0)
+            prev_mid = prev_mid0
+            move_ref = move_ref0 + a_move * (mid - move_ref0)
+            move_var = move_var0
         else:
             sf = spread_fast0 + a_fast * (spread - spread_fast0)
             ss = spread_slow0 + a_slow * (spread - spread_slow0)

@@ -298,3 +298,18 @@ def test_oi_history_seeds_the_long_norm() -> None:
     fresh, w2 = FeatureState(session_tick=T0), EmaWeights()
     fresh, w2, g = step(fresh, w2, batch(T0, oi))
     assert g.oi_build == 0.0  # without history the norm starts at the first poll
+
+
+def test_first_depth_bands_restart_the_depth_norm_but_keep_sigma() -> None:
+    st, w = FeatureState(session_tick=T0), EmaWeights()
+    f = None
+    for k in range(400):
+        p = 100.0 + 0.01 * (k % 7)
+        st, w, f = step(st, w, batch(T0 + k, book((T0 + k) * 250 - 1, p - 0.01, p + 0.01)))
+    assert f is not None and f.move_sigma != 0.0
+    var0 = st.move_var
+    d = ec.DepthReceived(symbol="BTCUSDT", exchange_ts=(T0 + 400) * 250 - 1, edges_bps=(50,),
+                         bid_notional=(1e6,), ask_notional=(1e6,))
+    st, w, f = step(st, w, batch(T0 + 400, d))
+    assert f.depth_ratio == 1.0 and st.depth_fast == st.depth_slow == 2e6
+    assert st.move_var == pytest.approx(var0, rel=0.01)  # the sigma norm is kept
