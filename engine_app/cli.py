@@ -132,10 +132,11 @@ def cmd_replay(a: argparse.Namespace) -> int:
 def cmd_export(a: argparse.Namespace) -> int:
     dd = existing_dir(a.dir)
     out = Path(a.out) if a.out else dd.root / f"records.{a.format}"
+    from engine_app.export_columns import market_columns
     from engine_app.view import progress
 
     with progress(None, f"export {a.format}"):
-        path = export(dd.root, a.format, out)
+        path = export(dd.root, a.format, out, extra_columns=market_columns)
     say(f"export: wrote {path}")
     print(path)
     return EXIT_OK

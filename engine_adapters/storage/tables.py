@@ -8,6 +8,7 @@ engine_core/record.py) and copied out without the commit records.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,11 +92,25 @@ def _symbols(path: Path) -> tuple[str, ...]:
     return ()
 
 
-def export(data_dir: Path | str, fmt: str, out: Path | str) -> Path:
-    """Write the log as csv or parquet; returns the file written."""
+#: Extra columns for `export`: (data dir, symbols, tick ids, token ids) -> name -> column.
+ExtraColumns = Callable[[Path, tuple[str, ...], np.ndarray, np.ndarray], Mapping[str, np.ndarray]]
+
+
+def export(data_dir: Path | str, fmt: str, out: Path | str, *,
+           extra_columns: ExtraColumns | None = None) -> Path:
+    """Write the log as csv or parquet; returns the file written.
+
+    `extra_columns` adds columns beside the record fields (the CLI adds the market columns
+    of `engine_app.export_columns`: price, OI, funding, liquidations from DIR/bars)."""
     if fmt not in ("csv", "parquet"):
         raise ValueError(f"export format must be csv or parquet, got {fmt!r}")
     df = read_log_frame(data_dir)
+    if extra_columns is not None:
+        root = Path(data_dir)
+        root = root if (root / "log").is_dir() else root.parent
+        for name, col in extra_columns(root, _symbols(Path(data_dir)), df["tick_id"].to_numpy(),
+                                       df["token_id"].to_numpy()).items():
+            df[name] = col
     target = Path(out)
     if fmt == "csv":
         df.to_csv(target, index=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import engine_core as ec
@@ -103,3 +104,32 @@ def test_the_live_view_shows_the_market_columns() -> None:
     row_b = next(line for line in out.splitlines() if "BBBUSDT" in line)
     assert row_b.count(" - ") >= 4  # unknown facts are dashes, never zeros
     assert "move 60s" not in text_of(TerminalView(), syms, recs, [], None, "live")
+
+
+def test_export_has_the_market_columns_of_the_last_closed_minute(data_dir: Path,
+                                                                 tmp_path: Path) -> None:
+    import pandas as pd
+
+    from engine_adapters.evaluation.bars import load_bars
+    from engine_app.export_columns import COLUMNS
+
+    assert main(["export", str(data_dir), "--format", "csv", "--out", str(tmp_path / "x.csv")]) == 0
+    df = pd.read_csv(tmp_path / "x.csv")
+    assert set(COLUMNS) <= set(df.columns)
+    btc = df[df["symbol"] == "BTCUSDT"]
+    bars = load_bars(data_dir / "bars")["BTCUSDT"]
+    # a tick in the second minute shows the first minute's bar: never a later value
+    m1 = int(bars["minute_ms"][1])
+    row = btc[btc["tick_id"] == m1 // 250 + 10].iloc[0]
+    assert row["oi"] == bars["oi"][0] and row["mark"] == bars["mark"][0]
+    assert row["mid"] == bars["mid"][0] and row["liq_long_1m"] == bars["liq_long_quote"][0]
+    assert np.isnan(row["move_1m_pct"])  # no bar before the first one to compare with
+    assert not (btc["oi"] == bars["oi"][1]).any() or bars["oi"][1] == bars["oi"][0]
+    # the first minute has no closed bar before it: unknown, not zero
+    first = btc[btc["tick_id"] * 250 <= int(bars["minute_ms"][0]) + 60_000]
+    assert first["mid"].isna().all() and first["oi"].isna().all()
+    bare = tmp_path / "bare"
+    import shutil
+    shutil.copytree(data_dir, bare, ignore=shutil.ignore_patterns("bars"))
+    assert main(["export", str(bare), "--format", "csv", "--out", str(tmp_path / "y.csv")]) == 0
+    assert pd.read_csv(tmp_path / "y.csv")["oi"].isna().all()
