@@ -2,7 +2,8 @@
 
 Run: `.venv/bin/python benchmarks/bench_market_live.py [--symbols 500] [--rate 20000]
 [--burst-rate 50000] [--warmup-s 20] [--sustained-s 90] [--burst-s 60]` (or
-`bench_market.py --only live`). A benchmark, not a test: it prints figures next to targets
+`bench_market.py --only live`); `--split` runs WS ingest in its own process behind the bus
+(bench_market_split.py). A benchmark, not a test: it prints figures next to targets
 and exits 0.
 
 The fake exchange (engine_sim.fake_exchange) runs in a child process, so the engine's
@@ -269,10 +270,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup-s", type=float, default=20.0)
     ap.add_argument("--sustained-s", type=float, default=90.0)
     ap.add_argument("--burst-s", type=float, default=60.0)
+    ap.add_argument("--split", action="store_true",
+                    help="WS ingest in its own process: capture --to nats:// -> live --from "
+                         "(benchmarks/bench_market_split.py)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.serve:
         asyncio.run(serve(a))
+        return 0
+    if a.split:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from bench_market_split import split_engine, split_report
+
+        with tempfile.TemporaryDirectory() as d:
+            r = asyncio.run(split_engine(a, Path(d)))
+        split_report(r, a)
         return 0
     with tempfile.TemporaryDirectory() as d:
         r = asyncio.run(engine(a, Path(d)))

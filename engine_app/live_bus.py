@@ -16,6 +16,12 @@ progress (its lines come again after a restart). As at any restart of `live`, th
 a new session then (docs/operations.md). Retention gaps become `LIQUIDATION_GAP` notices for
 every symbol, said on stderr and counted.
 
+The tick lag is measured as `live` measures it: when a tick is stepped, how long after its
+end (the stream's latency from the recorder plus this process's backlog), not how old the
+last stepped tick is (that would count the up to 250 ms until the next one is due). While
+no tick is stepped, the lag shown (`/metrics`, `/health`) grows with how overdue the next
+tick is, so a stream gone quiet still turns `/health` to 503 after 2 s.
+
 The loop runs in a worker thread (the reader blocks); alert sinks are handed their alerts on
 the event loop (`call_soon_threadsafe`), the view and the metrics read the session from it.
 """
@@ -151,9 +157,18 @@ class BusLiveRunner:
 
     def _play(self, session: Session, reader: BusLineReader) -> int:
         stopping = self._stopping
+        stats, metrics = session.stats, self.metrics
 
         def items() -> Iterator[CaptureItem]:
-            yield from iter_bus_capture(reader)
+            seen = stats.last_tick
+            for item in iter_bus_capture(reader):
+                yield item
+                if stats.last_tick != seen:  # a tick was just stepped: how late, as `live`
+                    seen = stats.last_tick
+                    if seen is not None:
+                        lag = max(0, time.time_ns() // 1_000_000 - seen * ec.TICK_MS)
+                        metrics.last_lag_ms = lag
+                        metrics.lag_samples.append(lag)
             if stopping.is_set():
                 raise _Stopped
 
@@ -164,10 +179,9 @@ class BusLiveRunner:
 
     def _observe(self, session: Session) -> None:
         last = session.stats.last_tick
-        if last is not None:
-            lag = max(0, time.time_ns() // 1_000_000 - last * ec.TICK_MS)
-            self.metrics.last_lag_ms = lag
-            self.metrics.lag_samples.append(lag)
+        if last is not None:  # a stream gone quiet: the next tick is already this late
+            overdue = time.time_ns() // 1_000_000 - (last + 1) * ec.TICK_MS
+            self.metrics.last_lag_ms = max(self.metrics.last_lag_ms, overdue)
         self.metrics.frames = session.counts.frames
 
 
