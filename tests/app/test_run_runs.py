@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -74,17 +75,21 @@ def test_runs_give_the_same_files_and_counters(tmp_path: Path, kw: dict[str, obj
     assert want[1]["capture_problems"] == 2 and want[3]["quarantine.jsonl"]
 
 
+def _stop_after(n: int) -> Callable[[], bool]:
+    """A `stop` that says yes at its n-th question (asked after each stepped tick)."""
+    asked = [0]
+
+    def stop() -> bool:
+        asked[0] += 1
+        return asked[0] >= n
+
+    return stop
+
+
 def test_a_stop_leaves_at_the_same_line(tmp_path: Path) -> None:
     cap = _capture(tmp_path)
-    results = []
-    for by_runs in (False, True):
-        steps = [0]
-
-        def stop() -> bool:
-            steps[0] += 1
-            return steps[0] >= 37
-
-        results.append(_play(tmp_path, f"stop{by_runs}", cap, by_runs, stop=stop))
+    results = [_play(tmp_path, f"stop{by_runs}", cap, by_runs, stop=_stop_after(37))
+               for by_runs in (False, True)]
     assert results[0][:2] == results[1][:2] and results[0][3] == results[1][3]
 
 
