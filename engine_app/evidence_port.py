@@ -6,7 +6,7 @@ rate, and the liquidated notional by side; at the end of each tick it keeps a sn
 last `WINDOW_TICKS + 1` of them. `evidence_for(alerts)` then states, for each alert, the
 price and OI now and their change over the window (60 s), the longs and shorts liquidated
 in it and the funding rate per hour (the rate over the symbol's interval: 8 h unless told
-otherwise by `set_interval`). A market-wide alert states nothing (None).
+otherwise by a `FundingInfoReceived` or `set_interval`). A market-wide alert states nothing.
 
 Determinism: the tracker reads only the tick's frozen batches (what the journal holds), in
 their canonical order, so a replay of the journal states the same evidence. It is stored in
@@ -25,6 +25,7 @@ import engine_core as ec
 from engine_adapters.evidence_text import AlertEvidence
 from engine_core.events import (
     BookTickerReceived,
+    FundingInfoReceived,
     FundingReceived,
     LiquidationReceived,
     MarkPriceReceived,
@@ -96,6 +97,8 @@ class EvidenceTracker:
                         t.liq_long += ev.price * ev.qty
                     else:
                         t.liq_short += ev.price * ev.qty
+                elif type(ev) is FundingInfoReceived:
+                    self._interval[b.token_id] = ev.interval_hours
         for t in toks:
             t.snaps.append((tick_id, t.price(), t.oi, t.liq_long, t.liq_short))
 

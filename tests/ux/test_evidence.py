@@ -17,6 +17,7 @@ from engine_core.canonical import CanonicalBatch, CanonicalEvent
 from engine_core.events import (
     SOURCE_OF,
     BookTickerReceived,
+    FundingInfoReceived,
     LiquidationReceived,
     MarkPriceReceived,
     OpenInterestReceived,
@@ -65,6 +66,11 @@ def test_the_tracker_states_the_last_minute() -> None:
                                  "liquidated, price \u22122.3 %, funding 0.0100 %/h")
     with pytest.raises(ValueError, match="BTCUSDT: funding interval must be > 0"):
         tr.set_interval("BTCUSDT", 0)
+    # a fundingInfo answer sets the interval the same way (1 h: the rate is the hourly rate)
+    nxt = end + 1
+    tr.add_tick(nxt, _batch(nxt, FundingInfoReceived(symbol="BTCUSDT", exchange_ts=3,
+                                                     interval_hours=1, cap=0.03, floor=-0.03)))
+    assert tr.evidence(0).funding_per_hour == pytest.approx(0.0004)
 
 
 def test_before_any_data_nothing_is_stated() -> None:
