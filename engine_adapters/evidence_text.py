@@ -19,6 +19,8 @@ from typing import Any
 
 import attrs
 
+from engine_core.evidence import EvidenceRecord, EvidenceWindows
+
 MINUS = "\u2212"
 
 
@@ -145,3 +147,19 @@ def evidence_from_json(d: dict[str, Any]) -> AlertEvidence:
             raise ValueError(f"evidence.{k} must be a number or null, got {v!r}")
         out[k] = None if v is None else (int(v) if k == "window_s" else float(v))
     return AlertEvidence(**out)
+
+
+def evidence_from_record(rec: EvidenceRecord, windows: EvidenceWindows) -> AlertEvidence:
+    """The facts of the core's evidence record (the token at the alert's tick), as values.
+
+    The move and its sigma are one measurement (price vs its move-window average), so the
+    text says "price −2.3 % = 4.1σ"; `window_s` is the move window, liquidations are those
+    of the liquidation window. A pure function of the stored integers, for `verify`.
+    """
+    return AlertEvidence(price=rec.price_value, move_pct=rec.move_pct,
+                         move_sigma=rec.move_sigma_value, oi_change_pct=rec.oi_change_pct,
+                         window_s=round(windows.move_s) or None,
+                         liq_long_usd=float(rec.liq_long_window),
+                         liq_short_usd=float(rec.liq_short_window),
+                         funding_per_hour=rec.funding_per_hour_value, oi=rec.oi_value,
+                         mark=rec.mark_value, index=rec.index_value)

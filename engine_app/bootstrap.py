@@ -31,6 +31,7 @@ from engine_adapters.capture_runs import CaptureRuns, WsEnvelope, WsRun
 from engine_adapters.quarantine import QuarantineWriter
 from engine_adapters.storage import AlertsFile, JournalWriter, LogWriter, trim_journal
 from engine_adapters.storage.alerts_json import ALERTS_FILE
+from engine_adapters.storage.evidence_store import EvidenceStore
 from engine_adapters.storage.journal import iter_journal, journal_header
 from engine_adapters.storage.replay import ReplayReport, compare_logs, log_params, replay_message
 from engine_app.bars_port import BarsWriter
@@ -60,10 +61,15 @@ def open_ports(data_dir: DataDir, cfg: ec.Config, symbols: Sequence[str], *,
     alerts = AlertsFile(data_dir.alerts)
     # alerts of ticks a crash dropped from the log must go too, or verify would disagree
     alerts.truncate_after(log.last_tick)
+    evidence = EvidenceStore.open(data_dir.root)
+    if evidence.repaired:
+        recovery.append(f"evidence: cut a torn tail of {evidence.repaired} byte(s)")
+    # evidence of ticks a crash dropped from the log goes too (it is written after the log)
+    evidence.truncate_after(log.last_tick)
     return Ports(log=log, journal=journal, alerts=alerts,
                  quarantine=QuarantineWriter(data_dir.quarantine), sinks=tuple(sinks),
                  data_dir=data_dir, recovery=tuple(recovery),
-                 bars=BarsWriter(data_dir.bars))
+                 bars=BarsWriter(data_dir.bars), evidence=evidence)
 
 
 def open_session(data_dir: DataDir, cfg: ec.Config, symbols: Sequence[str], *,
@@ -214,7 +220,8 @@ def replay_journal(data_dir: Path | str, out_dir: Path | str, *, compare: bool =
                          rotate_ticks=int(params["rotate_ticks"]),
                          max_segment_bytes=int(params["max_segment_bytes"]))
     alerts = AlertsFile(out / ALERTS_FILE)
-    ports = Ports(log=log, alerts=alerts, quarantine=MemoryQuarantine())
+    ports = Ports(log=log, alerts=alerts, quarantine=MemoryQuarantine(),
+                  evidence=EvidenceStore.open(out))
     session = Session(cfg, jh.symbols, ports, step_fn=step_fn)
     n_ticks = n_events = 0
     try:

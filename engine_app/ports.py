@@ -16,6 +16,7 @@ import attrs
 import engine_core as ec
 from engine_adapters.ingest import QuarantinePort
 from engine_adapters.quarantine import QuarantineEntry, reason_key
+from engine_adapters.storage.evidence_store import EvidenceStore
 from engine_app.datadir import DataDir
 
 #: Told of every tick's alerts (webhooks, the JSON-lines output, the terminal view).
@@ -88,6 +89,8 @@ class Ports:
     recovery: tuple[str, ...] = ()
     #: DIR/bars (None: no bars, e.g. a replay or in memory).
     bars: BarsPort | None = None
+    #: DIR/evidence: the core's evidence records (None: not stored, e.g. in memory).
+    evidence: EvidenceStore | None = None
 
 
 class MemoryQuarantine:

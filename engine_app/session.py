@@ -20,9 +20,11 @@ import attrs
 
 import engine_core as ec
 from engine_adapters.binance.dedup import IdGap
+from engine_adapters.evidence_text import AlertEvidence, evidence_from_record
 from engine_adapters.ingest import Ingest, IngestStats
 from engine_app.evidence_port import EvidenceTracker
 from engine_app.ports import AlertSink, Ports, QuarantineSink
+from engine_core.evidence import EvidenceRecord, EvidenceWindows
 
 __all__ = ["AlertSink", "Session", "StepFn", "TickStats", "tune_gc"]
 
@@ -69,6 +71,7 @@ class Session:
         self.sinks: list[AlertSink] = list(ports.sinks)
         #: The facts each alert states (price, OI change, liquidations, funding per hour).
         self.evidence = EvidenceTracker(self.symbols)
+        self._windows = EvidenceWindows.from_config(cfg)
         self.stats = TickStats()
         self.recovery_messages = list(ports.recovery)
         #: A restart continues the log: the new session starts after its last tick.
@@ -118,12 +121,15 @@ class Session:
             ports.journal.append_tick(tick_id, batches, session_start)
         self.state, records, alerts = self._step(self.state, batches, tick_id)
         ports.log.append_tick(tick_id, records, alerts)
+        ev_bytes = getattr(records, "evidence", b"")
+        if ports.evidence is not None and ev_bytes:
+            ports.evidence.append_tick(tick_id, ev_bytes)
         if ports.bars is not None:
             ports.bars.add_tick(tick_id, batches)
         self.evidence.add_tick(tick_id, batches)
         st = self.stats
         if alerts:
-            ev = self.evidence.evidence_for(alerts)
+            ev = self._alert_evidence(alerts, ev_bytes)
             if getattr(ports.alerts, "takes_evidence", False):
                 ports.alerts.append(alerts, ev)  # type: ignore[call-arg]
             else:
@@ -148,6 +154,17 @@ class Session:
                 st.states_reached.add(ec.StructuralState(r.fsm).name)
         self.last_records = records
         return records, alerts
+
+    def _alert_evidence(self, alerts: Sequence[ec.Alert], ev_bytes: bytes
+                        ) -> tuple[AlertEvidence | None, ...]:
+        """Each alert's facts: the core's evidence record of its token at this tick (the
+        shell's own tracker only where the core gave no evidence bytes)."""
+        if not ev_bytes:
+            return self.evidence.evidence_for(alerts)
+        size = ec.RECORD_SIZE
+        return tuple(None if a.token_id < 0 else evidence_from_record(
+            EvidenceRecord.from_bytes(ev_bytes[a.token_id * size:(a.token_id + 1) * size],
+                                         check=False), self._windows) for a in alerts)
 
     def drain(self) -> int:
         """Step every tick up to the newest message's, so nothing received stays unstepped.
@@ -185,6 +202,8 @@ class Session:
             closers.insert(1, p.journal.close)
         if p.bars is not None:
             closers.append(p.bars.close)
+        if p.evidence is not None:
+            closers.append(p.evidence.close)
         for closer in closers:
             closer()
         if p.data_dir is not None:
