@@ -7,6 +7,9 @@ Pass 2 (determinism, reported separately): the alert engine is re-run on the dec
 from a fresh state at every SESSION_START; its masks must equal the stored `alerts` bits, its
 alerts the commit's alert digest and count, and `alerts.jsonl` if present. The first
 difference is a *determinism breach*: tick, token, field, expected, got (exit code 1).
+Then each alert's stated evidence (`evidence`, `evidence_text` of alerts.jsonl) is rebuilt
+from the stored evidence records of DIR/evidence (`evidence_check`); a difference is a breach
+too, naming the field (`evidence.move_sigma`, `evidence_text`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import attrs
 
 from engine_adapters.storage.alerts_json import ALERTS_FILE, alert_to_json, read_lines
 from engine_adapters.storage.chain import alert_digest, decode_commit
+from engine_adapters.storage.evidence_check import check_alert_evidence
 from engine_adapters.storage.log_reader import log_dir_of, scan_log
 from engine_adapters.storage.segment import StorageError
 from engine_core.alerts import Alert, evaluate, initial_alert_state
@@ -119,9 +123,15 @@ def verify(data_dir: Path | str, *, check_alerts: bool = True,
                         integrity_seconds=t1 - t0)
     if not check_alerts:
         return attrs.evolve(done, message=_ok_message(done, alerts=False))
-    tpb = Config.from_dict(json.loads(cfg_json)).alerts.ticks_per_bucket
+    cfg = Config.from_dict(json.loads(cfg_json))
     try:
-        breach, n_alerts = _rerun_alerts(root, segs, symbols, tpb, n_rec, progress)
+        breach, n_alerts = _rerun_alerts(root, segs, symbols, cfg.alerts.ticks_per_bucket,
+                                         n_rec, progress)
+        if breach is None:
+            breach = _evidence_breach(root, cfg)
+    except StorageError as exc:  # a damaged evidence record (file, offset, what)
+        return attrs.evolve(done, status=VerifyStatus.CORRUPTION, message=str(exc),
+                            file=exc.path, offset=exc.offset)
     except ValueError as exc:  # an unreadable alerts.jsonl line (the message names it)
         return attrs.evolve(done, status=VerifyStatus.CORRUPTION, message=str(exc))
     done = attrs.evolve(done, alerts_seconds=time.perf_counter() - t1, n_alerts=n_alerts)
@@ -203,6 +213,16 @@ def _mask(m: int) -> str:
 
     names = [k.name for k in AlertKind if k.value and m & (1 << (k.value - 1))]
     return "|".join(names) if names else "none"
+
+
+def _evidence_breach(root: Path, cfg: Config) -> Breach | None:
+    """Alerts' stated evidence vs the stored evidence records (`evidence_check`)."""
+    data_dir = root if (root / "log").is_dir() else log_dir_of(root).parent
+    found, _ = check_alert_evidence(data_dir, cfg, data_dir / ALERTS_FILE)
+    if found is None:
+        return None
+    tick, token, name, expected, got = found
+    return Breach(tick_id=tick, token_id=token, field=name, expected=expected, got=got)
 
 
 def _file_alerts(root: Path) -> list[Alert] | None:

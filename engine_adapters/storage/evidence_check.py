@@ -1,0 +1,52 @@
+"""Verify's evidence pass: every alert's stated evidence, rebuilt from the stored records.
+
+For each token alert of `alerts.jsonl` that states evidence, the core's evidence record of
+its token at its tick (DIR/evidence, `evidence_store`) is decoded and turned into values and
+text by the same pure functions the session used (`evidence_from_record`, `evidence_text`).
+A stored value or sentence that differs is a determinism breach naming tick, token and field
+(`evidence.<name>` or `evidence_text`). A data dir without DIR/evidence (written before the
+core gave evidence) is not checked; a damaged record is corruption (StorageError).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine_adapters.evidence_text import evidence_from_record, evidence_json, evidence_text
+from engine_adapters.storage.evidence_store import evidence_files, read_evidence
+from engine_core.config import Config
+from engine_core.evidence import EvidenceWindows
+
+#: (tick_id, token_id, field, expected, got) of the first difference.
+EvidenceBreach = tuple[int, int, str, str, str]
+
+
+def check_alert_evidence(data_dir: Path, cfg: Config, alerts_path: Path
+                         ) -> tuple[EvidenceBreach | None, int]:
+    """(first difference or None, number of alerts checked)."""
+    if not evidence_files(data_dir) or not alerts_path.is_file():
+        return None, 0
+    stored = read_evidence(data_dir)
+    windows = EvidenceWindows.from_config(cfg)
+    n = 0
+    with open(alerts_path, encoding="utf-8") as f:
+        for line in f:
+            d: dict[str, Any] = json.loads(line)
+            if d.get("token_id", -1) < 0 or "evidence_text" not in d:
+                continue
+            tick, token = int(d["tick_id"]), int(d["token_id"])
+            rec = stored.get((tick, token))
+            if rec is None:
+                return (tick, token, "evidence", "a stored evidence record", "none"), n
+            ev = evidence_from_record(rec, windows)
+            for k, v in evidence_json(ev).items():
+                got = (d.get("evidence") or {}).get(k)
+                if got != v:
+                    return (tick, token, f"evidence.{k}", repr(v), repr(got)), n
+            text = evidence_text(ev)
+            if d["evidence_text"] != text:
+                return (tick, token, "evidence_text", repr(text), repr(d["evidence_text"])), n
+            n += 1
+    return None, n
