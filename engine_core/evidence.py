@@ -92,12 +92,11 @@ class EvidenceFlag(enum.IntFlag):
 _CLAMPED = int(EvidenceFlag.CLAMPED)
 
 
-def _q(x: float, scale: float, lo: int, hi: int) -> tuple[int, bool]:
-    v = round(x * scale)
-    if v < lo:
-        return lo, True
-    if v > hi:
-        return hi, True
+def _clamp_u32(v: int) -> tuple[int, bool]:
+    if v < 0:
+        return 0, True
+    if v > _U32:
+        return _U32, True
     return v, False
 
 
@@ -111,34 +110,48 @@ def pack_evidence(tick_id: int, token_id: int, flags: int, price: float, mark: f
     Rounds half to even and saturates each value into its field (setting CLAMPED). `mark`
     and `index` are absolute prices; they are stored relative to `price` (0 when unknown).
     """
-    clamped = False
-    p, c = _q(price, PRICE_SCALE, 0, _U64)
-    clamped |= c
+    # One token-tick, every tick: _q's logic inlined (no tuple per field), same results.
+    p = round(price * PRICE_SCALE)
+    clamped = p < 0 or p > _U64
+    if clamped:
+        p = 0 if p < 0 else _U64
     if price > 0.0 and mark > 0.0:
-        mk, c = _q(mark / price - 1.0, REL_SCALE, -_I16, _I16)
-        clamped |= c
-        ix, c = _q(index / price - 1.0, REL_SCALE, -_I16, _I16)
-        clamped |= c
+        mk = round((mark / price - 1.0) * REL_SCALE)
+        if mk < -_I16 or mk > _I16:
+            mk, clamped = (-_I16 if mk < -_I16 else _I16), True
+        ix = round((index / price - 1.0) * REL_SCALE)
+        if ix < -_I16 or ix > _I16:
+            ix, clamped = (-_I16 if ix < -_I16 else _I16), True
     else:
         mk = ix = 0
-    oi, c = _q(open_interest, OI_SCALE, 0, _U64)
-    clamped |= c
-    fh, c = _q(funding_per_hour, FUNDING_HOUR_SCALE, -_I32, _I32)
-    clamped |= c
-    liqs = []
-    for v in (liq_long_tick, liq_short_tick, liq_long_window, liq_short_window):
-        q, c = _q(v, 1.0, 0, _U32)
-        clamped |= c
-        liqs.append(q)
-    ms, c = _q(move_sigma, SIGMA_SCALE, -_I16, _I16)
-    clamped |= c
-    mv, c = _q(move, FRACTION_SCALE, -_I16, _I16)
-    clamped |= c
-    oc, c = _q(oi_change, FRACTION_SCALE, -_I16, _I16)
-    clamped |= c
+    oi = round(open_interest * OI_SCALE)
+    if oi < 0 or oi > _U64:
+        oi, clamped = (0 if oi < 0 else _U64), True
+    fh = round(funding_per_hour * FUNDING_HOUR_SCALE)
+    if fh < -_I32 or fh > _I32:
+        fh, clamped = (-_I32 if fh < -_I32 else _I32), True
+    l0 = round(liq_long_tick * 1.0)
+    l1 = round(liq_short_tick * 1.0)
+    l2 = round(liq_long_window * 1.0)
+    l3 = round(liq_short_window * 1.0)
+    if not (0 <= l0 <= _U32 and 0 <= l1 <= _U32 and 0 <= l2 <= _U32 and 0 <= l3 <= _U32):
+        l0, c0 = _clamp_u32(l0)
+        l1, c1 = _clamp_u32(l1)
+        l2, c2 = _clamp_u32(l2)
+        l3, c3 = _clamp_u32(l3)
+        clamped = clamped or c0 or c1 or c2 or c3
+    ms = round(move_sigma * SIGMA_SCALE)
+    if ms < -_I16 or ms > _I16:
+        ms, clamped = (-_I16 if ms < -_I16 else _I16), True
+    mv = round(move * FRACTION_SCALE)
+    if mv < -_I16 or mv > _I16:
+        mv, clamped = (-_I16 if mv < -_I16 else _I16), True
+    oc = round(oi_change * FRACTION_SCALE)
+    if oc < -_I16 or oc > _I16:
+        oc, clamped = (-_I16 if oc < -_I16 else _I16), True
     body = EVIDENCE_BODY.pack(tick_id, token_id, REC_EVIDENCE,
                               flags | (_CLAMPED if clamped else 0), p, mk, ix, oi, fh,
-                              liqs[0], liqs[1], liqs[2], liqs[3], ms, mv, oc, 0)
+                              l0, l1, l2, l3, ms, mv, oc, 0)
     return body + crc32c(body).to_bytes(4, "little")
 
 
