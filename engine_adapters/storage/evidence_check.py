@@ -14,10 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from engine_adapters.evidence_text import evidence_from_record, evidence_json, evidence_text
 from engine_adapters.storage.evidence_store import evidence_files, read_evidence
 from engine_core.config import Config
-from engine_core.evidence import EvidenceWindows
+from engine_core.evidence import EvidenceRecord, EvidenceWindows
 
 #: (tick_id, token_id, field, expected, got) of the first difference.
 EvidenceBreach = tuple[int, int, str, str, str]
@@ -50,3 +52,33 @@ def check_alert_evidence(data_dir: Path, cfg: Config, alerts_path: Path
                 return (tick, token, "evidence_text", repr(text), repr(d["evidence_text"])), n
             n += 1
     return None, n
+
+
+def compare_evidence(a: Path, b: Path) -> tuple[int, int | None, int | None, str, str, str] | None:
+    """First difference of two data dirs' evidence streams (a = original), or None.
+
+    (record index, tick, token, field, expected, got). Files are compared as one stream in
+    tick order (the original may have one file per session, a replay one in all). A data
+    dir `a` without evidence (older than the core's evidence) compares equal.
+    """
+    if not evidence_files(a):
+        return None
+    sa = b"".join(p.read_bytes() for p in evidence_files(a))
+    sb = b"".join(p.read_bytes() for p in evidence_files(b))
+    if sa == sb:
+        return None
+    size = 64
+    off = next((i for i in range(min(len(sa), len(sb))) if sa[i] != sb[i]),
+               min(len(sa), len(sb)))
+    idx = off // size
+    if (idx + 1) * size > min(len(sa), len(sb)):
+        return (idx, None, None, "evidence length", f"{len(sa) // size} records",
+                f"{len(sb) // size} records")
+    ra = EvidenceRecord.from_bytes(sa[idx * size:(idx + 1) * size], check=False)
+    rb = EvidenceRecord.from_bytes(sb[idx * size:(idx + 1) * size], check=False)
+    for f in attrs.fields(EvidenceRecord):
+        va, vb = getattr(ra, f.name), getattr(rb, f.name)
+        if va != vb:
+            return idx, ra.tick_id, ra.token_id, f"evidence {f.name}", str(va), str(vb)
+    return idx, ra.tick_id, ra.token_id, "evidence crc32c", sa[off:off + 4].hex(), \
+        sb[off:off + 4].hex()

@@ -18,6 +18,7 @@ from typing import Any
 import attrs
 
 from engine_adapters.storage.chain import decode_commit
+from engine_adapters.storage.evidence_check import compare_evidence
 from engine_adapters.storage.log_reader import log_segments
 from engine_adapters.storage.segment import LOG_MAGIC, decode_header
 from engine_core.record import FIELDS, RECORD_SIZE, Record
@@ -78,7 +79,22 @@ def log_params(src: Path) -> dict[str, Any] | None:
 
 
 def compare_logs(a: Path, b: Path) -> Difference | None:
-    """First difference between two logs (a = original), or None if byte-identical."""
+    """First difference between two logs (a = original), or None if byte-identical.
+
+    The evidence records (DIR/evidence) are compared after the log, where `a` has them.
+    """
+    diff = _compare_log_files(a, b)
+    if diff is not None:
+        return diff
+    ev = compare_evidence(a, b)
+    if ev is None:
+        return None
+    idx, tick, token, name, expected, got = ev
+    return Difference(file="evidence", offset=idx * RECORD_SIZE, tick_id=tick, token_id=token,
+                      field=name, expected=expected, got=got)
+
+
+def _compare_log_files(a: Path, b: Path) -> Difference | None:
     sa, sb = log_segments(a), log_segments(b)
     for pa, pb in zip(sa, sb, strict=False):
         da, db = pa.read_bytes(), pb.read_bytes()

@@ -198,3 +198,27 @@ def test_verify_names_a_tampered_evidence_record(data_dir: Path, tmp_path: Path)
     path.write_bytes(bytes(data))
     rep = verify(dd)
     assert rep.exit_code == 2 and rep.file == str(path)
+
+
+def test_replay_compare_covers_the_evidence_bytes(data_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from engine_adapters.storage.evidence_store import evidence_files
+    from engine_app.bootstrap import replay_journal
+    from engine_core.evidence import EvidenceRecord
+
+    rep = replay_journal(data_dir, tmp_path / "re", compare=True)
+    assert rep.exit_code == 0, rep.message
+    assert evidence_files(tmp_path / "re")
+    dd = tmp_path / "dd"
+    shutil.copytree(data_dir, dd)
+    path = evidence_files(dd)[0]
+    data = bytearray(path.read_bytes())
+    r = EvidenceRecord.from_bytes(bytes(data[64 * 7:64 * 8]))
+    import attrs
+    data[64 * 7:64 * 8] = attrs.evolve(r, move_sigma=r.move_sigma + 1).to_bytes()
+    path.write_bytes(bytes(data))
+    rep = replay_journal(dd, tmp_path / "re2", compare=True)
+    assert rep.exit_code == 1 and rep.difference is not None
+    d = rep.difference
+    assert (d.tick_id, d.token_id, d.field) == (r.tick_id, r.token_id, "evidence move_sigma")
