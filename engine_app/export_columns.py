@@ -13,8 +13,14 @@ A record of tick T (its minute M = the minute holding T's end) gets the values o
     oi_change_1m_pct     OI at the end of M - 1 against the end of M - 2, in %
 
 NaN where the data dir has no bars, the symbol has none yet, or the value was never seen.
-The bars are the one-minute index `run` and `live` write (`engine_app/bars_port.py`); the
-engine's own per-tick evidence, when the log carries it, is finer than this.
+The bars are the one-minute index `run` and `live` write (`engine_app/bars_port.py`).
+
+Where the data dir holds the core's evidence records (DIR/evidence), each row also gets the
+engine's own per-tick facts (`EV_COLUMNS`, NaN where the record's flags say unknown or a
+dir written before them has none): `ev_price` (mid, mark without a book), `ev_mark`,
+`ev_index`, `ev_oi`, `ev_funding_per_hour` (fraction), `ev_liq_long`/`ev_liq_short` (USD of
+the liquidation window), `ev_liq_long_tick`/`ev_liq_short_tick`, `ev_move_pct`,
+`ev_move_sigma`, `ev_oi_change_pct` and `ev_flags` (EvidenceFlag bits).
 """
 
 from __future__ import annotations
@@ -24,17 +30,30 @@ from pathlib import Path
 import numpy as np
 
 from engine_adapters.evaluation.bars import MINUTE_MS, dense, load_bars
+from engine_adapters.storage.evidence_store import evidence_files
+from engine_core import evidence as evr
 
 TICK_MS = 250
 COLUMNS = ("mid", "mark", "index", "oi", "funding", "liq_long_1m", "liq_short_1m",
            "move_1m_pct", "oi_change_1m_pct")
+EV_COLUMNS = ("ev_price", "ev_mark", "ev_index", "ev_oi", "ev_funding_per_hour", "ev_liq_long",
+              "ev_liq_short", "ev_liq_long_tick", "ev_liq_short_tick", "ev_move_pct",
+              "ev_move_sigma", "ev_oi_change_pct", "ev_flags")
+_EV_DTYPE = np.dtype([("tick", "<u8"), ("token", "<u2"), ("rec_type", "u1"), ("flags", "<u2"),
+                      ("price", "<u8"), ("mark", "<i2"), ("index", "<i2"), ("oi", "<u8"),
+                      ("fph", "<i4"), ("llt", "<u4"), ("lst", "<u4"), ("llw", "<u4"),
+                      ("lsw", "<u4"), ("sigma", "<i2"), ("move", "<i2"), ("doi", "<i2"),
+                      ("reserved", "u1"), ("crc", "<u4")])
+assert _EV_DTYPE.itemsize == 64
 
 
 def market_columns(data_dir: Path, symbols: tuple[str, ...], tick_id: np.ndarray,
                    token_id: np.ndarray) -> dict[str, np.ndarray]:
     """One float column per name of `COLUMNS`, aligned with the records given."""
     n = len(tick_id)
-    out = {c: np.full(n, np.nan) for c in COLUMNS}
+    out = {c: np.full(n, np.nan) for c in COLUMNS + EV_COLUMNS}
+    if n and evidence_files(data_dir):
+        out.update(evidence_columns(data_dir, tick_id, token_id))
     folder = Path(data_dir) / "bars"
     if n == 0 or not folder.is_dir():
         return out
@@ -62,3 +81,47 @@ def market_columns(data_dir: Path, symbols: tuple[str, ...], tick_id: np.ndarray
             out["move_1m_pct"][r[has]] = (close[p[has]] / close[prev[has]] - 1) * 100
             out["oi_change_1m_pct"][r[has]] = (oi[p[has]] / oi[prev[has]] - 1) * 100
     return out
+
+
+def evidence_columns(data_dir: Path, tick_id: np.ndarray, token_id: np.ndarray
+                     ) -> dict[str, np.ndarray]:
+    """The `EV_COLUMNS` of the records given, from DIR/evidence (NaN where none or unknown)."""
+    raw = b"".join(p.read_bytes() for p in evidence_files(data_dir))
+    ev = np.frombuffer(raw[:len(raw) - len(raw) % 64], dtype=_EV_DTYPE)
+    key = ev["tick"].astype(np.uint64) * np.uint64(65536) + ev["token"].astype(np.uint64)
+    order = np.argsort(key, kind="stable")
+    skey = key[order]
+    want = tick_id.astype(np.uint64) * np.uint64(65536) + token_id.astype(np.uint64)
+    pos = np.minimum(np.searchsorted(skey, want), max(len(skey) - 1, 0))
+    hit = (skey[pos] == want) if len(skey) else np.zeros(len(want), dtype=bool)
+    e = ev[order][pos]
+    flags = e["flags"].astype(np.int64)
+
+    def unknown(*fl: evr.EvidenceFlag) -> np.ndarray:
+        m = ~hit
+        for f in fl:
+            m = m | ((flags & int(f)) != 0)
+        return m
+
+    price = e["price"] / evr.PRICE_SCALE
+    cols = {
+        "ev_price": (price, unknown(evr.EvidenceFlag.NO_PRICE)),
+        "ev_mark": (price * (1 + e["mark"] / evr.REL_SCALE),
+                    unknown(evr.EvidenceFlag.NO_PRICE, evr.EvidenceFlag.NO_MARK)),
+        "ev_index": (price * (1 + e["index"] / evr.REL_SCALE),
+                     unknown(evr.EvidenceFlag.NO_PRICE, evr.EvidenceFlag.NO_MARK)),
+        "ev_oi": (e["oi"] / evr.OI_SCALE, unknown(evr.EvidenceFlag.NO_OI)),
+        "ev_funding_per_hour": (e["fph"] / evr.FUNDING_HOUR_SCALE,
+                                unknown(evr.EvidenceFlag.NO_MARK)),
+        "ev_liq_long": (e["llw"].astype(np.float64), unknown()),
+        "ev_liq_short": (e["lsw"].astype(np.float64), unknown()),
+        "ev_liq_long_tick": (e["llt"].astype(np.float64), unknown()),
+        "ev_liq_short_tick": (e["lst"].astype(np.float64), unknown()),
+        "ev_move_pct": (e["move"] / evr.FRACTION_SCALE * 100, unknown(evr.EvidenceFlag.NO_PRICE)),
+        "ev_move_sigma": (e["sigma"] / evr.SIGMA_SCALE,
+                          unknown(evr.EvidenceFlag.NO_PRICE, evr.EvidenceFlag.NO_SIGMA)),
+        "ev_oi_change_pct": (e["doi"] / evr.FRACTION_SCALE * 100,
+                             unknown(evr.EvidenceFlag.NO_OI)),
+        "ev_flags": (flags.astype(np.float64), unknown()),
+    }
+    return {name: np.where(bad, np.nan, v.astype(np.float64)) for name, (v, bad) in cols.items()}

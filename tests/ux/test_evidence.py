@@ -222,3 +222,32 @@ def test_replay_compare_covers_the_evidence_bytes(data_dir: Path, tmp_path: Path
     assert rep.exit_code == 1 and rep.difference is not None
     d = rep.difference
     assert (d.tick_id, d.token_id, d.field) == (r.tick_id, r.token_id, "evidence move_sigma")
+
+
+def test_export_has_the_cores_per_tick_evidence_columns(data_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from engine_adapters.storage.evidence_store import read_evidence
+    from engine_app.export_columns import EV_COLUMNS
+
+    assert main(["export", str(data_dir), "--format", "csv", "--out", str(tmp_path / "x.csv")]) == 0
+    df = pd.read_csv(tmp_path / "x.csv")
+    assert set(EV_COLUMNS) <= set(df.columns)
+    stored = read_evidence(data_dir)
+    checked = 0
+    for row in df.iloc[::97].itertuples():
+        r = stored[(int(row.tick_id), int(row.token_id))]
+        for col, want in (("ev_price", r.price_value), ("ev_oi", r.oi_value),
+                          ("ev_move_sigma", r.move_sigma_value), ("ev_move_pct", r.move_pct),
+                          ("ev_liq_long", float(r.liq_long_window))):
+            got = getattr(row, col)
+            assert (np.isnan(got) if want is None else got == pytest.approx(want)), col
+        checked += 1
+    assert checked > 10 and df["ev_move_sigma"].notna().any()
+    old = tmp_path / "old"  # a dir written before the core's evidence: NaN, bars still there
+    shutil.copytree(data_dir, old, ignore=shutil.ignore_patterns("evidence"))
+    assert main(["export", str(old), "--format", "csv", "--out", str(tmp_path / "y.csv")]) == 0
+    dy = pd.read_csv(tmp_path / "y.csv")
+    assert dy["ev_price"].isna().all() and dy["mid"].notna().any()
