@@ -1,4 +1,8 @@
-"""The evidence behind each alert, kept by the shell from the events the engine accepted.
+"""The shell's own market facts per token, from the events the engine accepted.
+
+Alerts state the core's evidence records (`Session._alert_evidence`, `evidence_from_record`);
+this tracker is the fallback where a core gives no evidence bytes, and feeds the live view's
+market columns.
 
 `EvidenceTracker.add_tick(tick_id, batches)` follows, per token, the latest book mid (the
 last trade, then the mark, where there is no book), mark, index, open interest and funding
@@ -11,9 +15,9 @@ otherwise by a `FundingInfoReceived` or `set_interval`). A market-wide alert sta
 Determinism: the tracker reads only the tick's frozen batches (what the journal holds), in
 their canonical order, so a replay of the journal states the same evidence. It is stored in
 `alerts.jsonl` beside each alert (`evidence`, `evidence_text`); `verify` re-derives the
-alerts from the log and ignores these keys (docs/log-format.md). Move in sigma needs the
-symbol's realized volatility, which the rules compute: it is None here until the core's
-per-tick evidence provides it.
+alerts from the log and checks these keys against the stored evidence records
+(docs/log-format.md). Move in sigma needs the symbol's realized volatility, which the rules
+compute: it is None here (the core's records carry it).
 """
 
 from __future__ import annotations

@@ -12,10 +12,10 @@ and readable by people and jq):
 
 `fsm`, `tier` and `trigger_cost` are null for market-wide alerts (token_id -1, symbol "*").
 
-A token alert written by a session that tracks evidence (`engine_app.evidence_port`) also
-carries `evidence` (the facts as numbers, null where unknown) and `evidence_text` (the
-sentence, e.g. "OI −4.1 % in 60 s, $3.2 M of longs liquidated, price −2.3 %"); see
-`engine_adapters.evidence_text`. Readers that do not know them ignore them.
+A token alert written by a session also carries `evidence` (the facts as numbers, null
+where unknown) and `evidence_text` (the sentence, e.g. "OI −4.1 % in 60 s, $3.2 M of longs
+liquidated, price −2.3 % = 4.1σ"), from the core's evidence record of its token at its tick
+(`evidence_from_record` in `engine_adapters.evidence_text`). Readers that do not know them ignore them.
 """
 
 from __future__ import annotations
