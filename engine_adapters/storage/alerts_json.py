@@ -15,7 +15,8 @@ and readable by people and jq):
 A token alert written by a session also carries `evidence` (the facts as numbers, null
 where unknown) and `evidence_text` (the sentence, e.g. "OI −4.1 % in 60 s, $3.2 M of longs
 liquidated, price −2.3 % = 4.1σ"), from the core's evidence record of its token at its tick
-(`evidence_from_record` in `engine_adapters.evidence_text`). Readers that do not know them ignore them.
+(`evidence_from_record` in `engine_adapters.evidence_text`). Readers that do not know them
+ignore them.
 """
 
 from __future__ import annotations
