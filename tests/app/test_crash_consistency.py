@@ -43,3 +43,32 @@ def test_journal_ahead_of_the_log_is_trimmed_on_reopen(tmp_path: Path) -> None:
     assert journal_ticks == log_ticks
     assert verify(dd.root).exit_code == 0
     assert replay_journal(dd.root, tmp_path / "re", compare=True).exit_code == 0
+
+
+def test_evidence_ahead_of_the_log_or_torn_is_repaired_on_reopen(tmp_path: Path) -> None:
+    import attrs
+
+    from engine_adapters.storage.evidence_store import evidence_files, read_evidence
+    from engine_core.evidence import EvidenceRecord
+
+    dd = DataDir(tmp_path / "dd")
+    s = open_session(dd, ec.Config(), SYMBOLS, engine_version=ENGINE_VERSION, fsync="none")
+    feed(s, 1_795_564_800_000, 3.0, seed=1)
+    last = s.stats.last_tick
+    assert last is not None and s.ports.evidence is not None
+    s.close()
+    # the crash: evidence of a tick the log never got, then half a record more
+    path = evidence_files(dd.root)[-1]
+    tail = path.read_bytes()[-2 * 64:]
+    with open(path, "ab") as f:
+        f.write(attrs.evolve(EvidenceRecord.from_bytes(tail[:64]), tick_id=last + 1).to_bytes())
+        f.write(tail[64:100])
+    s2 = open_session(dd, ec.Config(), SYMBOLS, engine_version=ENGINE_VERSION, fsync="none")
+    assert any("evidence: cut a torn tail of 36 byte(s)" in m for m in s2.recovery_messages)
+    assert max(k[0] for k in read_evidence(dd.root)) == last  # the tick after the log went
+    feed(s2, 1_795_564_900_000, 2.0, seed=2)
+    s2.close()
+    ev_ticks = sorted({k[0] for k in read_evidence(dd.root)})
+    assert ev_ticks == [t.tick_id for t in iter_ticks(dd.root)]
+    assert verify(dd.root).exit_code == 0
+    assert replay_journal(dd.root, tmp_path / "re", compare=True).exit_code == 0
