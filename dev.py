@@ -57,7 +57,7 @@ def run_tests(py: Path, extra: list[str]) -> int:
     env.setdefault("HYPOTHESIS_PROFILE", "ci" if env.get("CI") else "dev")
     steps: list[tuple[str, list[str]]] = [
         ("ruff", [str(py), "-m", "ruff", "check", "engine_core", "engine_adapters", "engine_app",
-                  "tests", "benchmarks", "dev.py"]),
+                  "engine_sim", "tests", "benchmarks", "dev.py"]),
         ("import contracts", [str(VENV / "bin" / "lint-imports")]),
         ("mypy --strict", [str(py), "-m", "mypy"]),
         ("pytest", [str(py), "-m", "pytest", "-n", "2", "-q", *extra]),

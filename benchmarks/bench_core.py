@@ -98,7 +98,8 @@ def compare(ref: str, n_tokens: int, n_ticks: int, dense_args: list[str]) -> Non
     if "dense" in best["now"]:
         b, n = best["before"].pop("dense"), best["now"].pop("dense")
         print(f"flush + step before ({ref}) {b:10,.0f} events/s   now {n:10,.0f} events/s   "
-              f"{n / b:4.2f}x  (target >= 230,000, issue 9)  {'OK' if n >= 230_000 else 'BELOW TARGET'}")
+              f"{n / b:4.2f}x  (target >= 230,000, issue 9)  "
+              f"{'OK' if n >= 230_000 else 'BELOW TARGET'}")
     for mode in best["now"]:
         b, n = best["before"][mode], best["now"][mode]
         print(f"token-tick {mode:6s} before ({ref}) {b:7.2f} us   now {n:7.2f} us   "
