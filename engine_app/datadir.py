@@ -80,6 +80,7 @@ class DataDir:
                          "engine_version": ENGINE_VERSION, **s})
         doc = {"engine_version": ENGINE_VERSION, "format_version": ec.FORMAT_VERSION,
                "config_version": ec.CONFIG_VERSION, "config_digest": cfg.digest().hex(),
+               "config_profile": cfg.profile,
                "symbols": list(symbols), "sessions": sessions[-100:]}
         tmp = self.manifest.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from engine_adapters.evaluation.bars import MINUTE_MS, dense, load_bars
+from engine_adapters.evaluation.evaluate import profile_line, profile_of
 from engine_adapters.storage import StorageError, read_log
 from engine_adapters.storage.alerts_json import read_lines, tick_time
 from engine_adapters.storage.log_reader import log_dir_of, scan_log
@@ -187,7 +188,8 @@ def figure_for(data_dir: Path | str, symbols: Sequence[str] | None = None) -> An
     ax0.set_yticks([0.5, 1.5], ["phase", "cluster"])
     first, last = int(arr["tick_id"].min()), end_tick - 1
     ax0.set_title(f"{path.name}: {tick_time(first)} .. {tick_time(last)}  "
-                  f"({len(market)} ticks, {len(all_symbols)} symbols)", loc="left", fontsize=10)
+                  f"({len(market)} ticks, {len(all_symbols)} symbols)\n"
+                  f"{profile_line(profile_of(path))}", loc="left", fontsize=9)
     systemic = np.flatnonzero(market["alerts"] & (1 << (int(AlertKind.SYSTEMIC_ALERT) - 1)))
     for i in systemic:
         ax0.axvline(xm[i], color="black", linewidth=1)
@@ -321,6 +323,7 @@ def _html(data_dir: Path, png: bytes) -> str:
 table{{border-collapse:collapse;font-size:0.85em}} td,th{{border:1px solid #ccc;
 padding:2px 6px;text-align:left}}</style></head><body>
 <h1>engine report: {esc(data_dir.name)}</h1>
+<p><b>{esc(profile_line(profile_of(data_dir)))}</b></p>
 <img alt="timelines" src="data:image/png;base64,{img}">
 <h2>Alerts ({len(rows)})</h2>
 <table><tr><th>time (UTC)</th><th>kind</th><th>symbol</th><th>message</th></tr>

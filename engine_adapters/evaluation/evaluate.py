@@ -13,6 +13,7 @@ Baselines (docs/evaluation.md):
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,25 @@ NAIVE_FUNDING = 0.0005
 TICK_MS = 250
 
 
+def profile_of(data_dir: Path) -> str:
+    """The config profile recorded in a data dir's manifest ("unknown" for older dirs)."""
+    try:
+        doc = json.loads((Path(data_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return "unknown"
+    value = doc.get("config_profile") if isinstance(doc, dict) else None
+    return value if isinstance(value, str) else "unknown"
+
+
+def profile_line(profile: str) -> str:
+    """One line that says which input profile produced the figures (shown in every report)."""
+    if profile == "archive":
+        return ("config profile: archive (Binance archive input: depth bands, 5-min OI, "
+                "1-min mark/index, no top of book or liquidation stream; "
+                "not a live-equivalent run)")
+    return f"config profile: {profile}"
+
+
 class EvaluationError(Exception):
     """The data dir cannot be evaluated (the message says what is missing)."""
 
@@ -60,6 +80,8 @@ class EvaluationResult:
     rules: LabelRules
     #: Per symbol: minute starts and the per-minute max of the log's continuous scores.
     minute_scores: Mapping[str, Mapping[str, np.ndarray]]
+    #: The config profile the data dir was run with (its manifest), e.g. "archive".
+    profile: str = "unknown"
 
     def to_json(self) -> dict[str, Any]:
         card = self.scorecard.to_json()
@@ -67,6 +89,7 @@ class EvaluationResult:
             "data_dir": str(self.data_dir),
             "symbols": list(self.symbols),
             "bars_source": self.bars_source,
+            "config_profile": self.profile,
             "window": {"start_ms": card["start_ms"], "end_ms": card["end_ms"],
                        "symbol_days": card["symbol_days"]},
             "events": [{"symbol": e.symbol, "onset_ms": e.onset_ms, "end_ms": e.end_ms,
@@ -84,6 +107,7 @@ class EvaluationResult:
         hs = [horizon_label(h) for h in card["horizons_ms"]]
         out = [f"evaluate {self.data_dir}: {len(self.symbols)} symbols, "
                f"{card['symbol_days']:.2f} symbol-days, bars from {self.bars_source}",
+               profile_line(self.profile),
                f"events labelled from market data: {len(self.events)}"]
         for e in self.events:
             out.append(f"  {_iso(e.onset_ms)}  {e.symbol:<12} {e.direction:<13} "
@@ -252,4 +276,5 @@ def evaluate_dir(root: Path, *, rules: LabelRules | None = None, seed: int = 1
                  state_share=share, kinds=(BASELINE_NAIVE, BASELINE_RANDOM))
     return EvaluationResult(data_dir=root, symbols=symbols, bars=bars, bars_source=source,
                             events=tuple(events), alerts=tuple(alerts), scorecard=card,
-                            rules=rules, minute_scores=minute_scores)
+                            rules=rules, minute_scores=minute_scores,
+                            profile=profile_of(root))

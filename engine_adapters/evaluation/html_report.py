@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from engine_adapters.evaluation.bars import MINUTE_MS, dense
-from engine_adapters.evaluation.evaluate import EvaluationResult
+from engine_adapters.evaluation.evaluate import EvaluationResult, profile_line
 from engine_adapters.evaluation.scoring import DETECTION_KINDS, EARLY_KINDS
 
 HOUR = 3_600_000
@@ -138,6 +138,7 @@ def write_report(res: EvaluationResult, out: Path) -> Path:
         raise ImportError("matplotlib is needed for reports: pip install -e .[research]") \
             from None
     parts = [f"<h1>evaluate {html.escape(str(res.data_dir))}</h1>",
+             f"<p><b>{html.escape(profile_line(res.profile))}</b></p>",
              f"<p>bars from {html.escape(res.bars_source)}; early kinds "
              f"{', '.join(EARLY_KINDS)}; rules in docs/evaluation.md</p>",
              f"<pre>{html.escape(res.table())}</pre>"]
