@@ -7,8 +7,12 @@ at a clock: the 15-minute window is `bucket = tick_id // ticks_per_bucket`.
 
 Rules (each mirrored in docs/rules.md; `TABLE` below is the one place they are decided):
   STRUCTURAL_FRAGILE        a symbol enters FRAGILE from BUILD or PRESSURE (an escalation; a
-                            TRIGGER_READY symbol decaying back to FRAGILE is not news)
-  STRUCTURAL_TRIGGER_READY  a symbol enters TRIGGER_READY
+                            TRIGGER_READY symbol decaying back to FRAGILE is not news), once
+                            per build-up episode
+  STRUCTURAL_TRIGGER_READY  a symbol enters TRIGGER_READY, once per build-up episode
+A build-up episode runs from leaving BUILD until the symbol is back in BUILD or has unwound
+(UNWIND, COOLDOWN): a symbol wavering PRESSURE <-> FRAGILE <-> TRIGGER_READY is one story,
+told once per level; the live view shows where it stands now.
   STRUCTURAL_UNWIND         a symbol enters UNWIND
   SYSTEMIC_ALERT            the cluster enters CLUSTER_FRAGILE or CLUSTER_UNWIND; one market-wide
                             alert, and the bit is set in every record of that tick
@@ -45,6 +49,10 @@ _STABLE = (_FRAGILE, _TRIGGER_READY)
 _SYSTEMIC_CLUSTERS = (int(ClusterState.CLUSTER_FRAGILE), int(ClusterState.CLUSTER_UNWIND))
 _SESSION_START = int(Quality.SESSION_START)
 _BUILD = int(StructuralState.BUILD)
+#: States that end a build-up episode (the early alerts are armed again).
+_EPISODE_ENDS = (_BUILD, _UNWIND, int(StructuralState.COOLDOWN))
+_TOLD_FRAGILE = 1
+_TOLD_TRIGGER = 2
 
 BIT_SYSTEMIC = alert_bit(AlertKind.SYSTEMIC_ALERT)
 
@@ -54,9 +62,10 @@ class AlertGuard(enum.IntEnum):
 
     #: Market-wide: the cluster changed into CLUSTER_FRAGILE or CLUSTER_UNWIND this tick.
     CLUSTER_ESCALATED = 0
-    #: The symbol's state changed to FRAGILE from BUILD or PRESSURE (not a decay from above).
+    #: The symbol's state changed to FRAGILE from BUILD or PRESSURE (not a decay from above),
+    #: for the first time in its build-up episode.
     ENTERED_FRAGILE = 1
-    #: The symbol's state changed to TRIGGER_READY.
+    #: The symbol's state changed to TRIGGER_READY, for the first time in its episode.
     ENTERED_TRIGGER_READY = 2
     #: The symbol's state changed to UNWIND.
     ENTERED_UNWIND = 3
@@ -149,11 +158,14 @@ class AlertState:
     ticks_in_bucket: int = 0
     #: Per token: ticks of the current bucket spent FRAGILE or TRIGGER_READY.
     stable_ticks: tuple[int, ...] = ()
+    #: Per token: the early alerts already raised in its build-up episode (bits 1 = FRAGILE,
+    #: 2 = TRIGGER_READY); cleared when the episode ends.
+    told: tuple[int, ...] = ()
 
 
 def initial_alert_state(symbols: Sequence[str], ticks_per_bucket: int) -> AlertState:
     return AlertState(symbols=tuple(symbols), ticks_per_bucket=ticks_per_bucket,
-                      stable_ticks=(0,) * len(symbols))
+                      stable_ticks=(0,) * len(symbols), told=(0,) * len(symbols))
 
 
 def bucket_name(ticks_per_bucket: int) -> str:
@@ -168,7 +180,7 @@ def _token_alert(kind: AlertKind, r: Record, symbol: str, bucket: str) -> Alert:
     cost = r.trigger_cost / 100
     match kind:
         case AlertKind.STRUCTURAL_FRAGILE:
-            text = (f"{symbol} turned FRAGILE: leverage build-up meets a cheap trigger "
+            text = (f"{symbol} turned FRAGILE: new leveraged positions that pay to stay on "
                     f"(trigger cost {cost:.2f})")
         case AlertKind.STRUCTURAL_TRIGGER_READY:
             text = (f"{symbol} is TRIGGER_READY: the trigger is being pulled "
@@ -222,10 +234,11 @@ def evaluate(state: AlertState, records: Sequence[Record]
     prev_fsm = state.prev_fsm
     prev_cluster = state.prev_cluster
     stable = state.stable_ticks
+    told = state.told if len(state.told) == n else (0,) * n
     if first.quality & _SESSION_START:
         prev_fsm = None
         prev_cluster = int(ClusterState.CLUSTER_CALM)
-        bucket_no, in_bucket, stable = -1, 0, (0,) * n
+        bucket_no, in_bucket, stable, told = -1, 0, (0,) * n, (0,) * n
     else:
         bucket_no, in_bucket = state.bucket, state.ticks_in_bucket
     tpb = state.ticks_per_bucket
@@ -245,6 +258,7 @@ def evaluate(state: AlertState, records: Sequence[Record]
             alerts.append(_market_alert(kind, records))
     masks: list[int] = []
     new_stable: list[int] = []
+    new_told: list[int] = []
     bucket = bucket_name(tpb)
     for i, r in enumerate(records):
         cur = r.fsm
@@ -252,13 +266,15 @@ def evaluate(state: AlertState, records: Sequence[Record]
         prev = prev_fsm[i] if prev_fsm is not None else _BUILD
         s = stable[i] + 1 if cur in _STABLE else stable[i]
         new_stable.append(s)
+        t = told[i]
         # every token guard needs a state change or a bucket close: skip the rest quickly
         if cur != prev or bucket_closes:
             changed = cur != prev
             g = (
                 False,  # CLUSTER_ESCALATED (market-wide, above)
-                changed and cur == _FRAGILE and prev in _ESCALATES_TO_FRAGILE,  # ENTERED_FRAGILE
-                changed and cur == _TRIGGER_READY,  # ENTERED_TRIGGER_READY
+                changed and cur == _FRAGILE and prev in _ESCALATES_TO_FRAGILE
+                and not t & _TOLD_FRAGILE,  # ENTERED_FRAGILE
+                changed and cur == _TRIGGER_READY and not t & _TOLD_TRIGGER,  # ENTERED_TRIGGER_READY
                 changed and cur == _UNWIND,  # ENTERED_UNWIND
                 bucket_closes and s == tpb,  # STABLE_THROUGH_BUCKET
             )
@@ -266,10 +282,17 @@ def evaluate(state: AlertState, records: Sequence[Record]
                 if g[guard]:
                     mask |= alert_bit(kind)
                     alerts.append(_token_alert(kind, r, symbols[i], bucket))
+            if cur in _EPISODE_ENDS:
+                t = 0
+            elif g[AlertGuard.ENTERED_FRAGILE]:
+                t |= _TOLD_FRAGILE
+            elif g[AlertGuard.ENTERED_TRIGGER_READY]:
+                t |= _TOLD_TRIGGER
+        new_told.append(t)
         masks.append(mask)
 
     new_state = AlertState(
         symbols=symbols, ticks_per_bucket=tpb, prev_fsm=tuple(r.fsm for r in records),
         prev_cluster=cluster, bucket=bucket_no, ticks_in_bucket=in_bucket,
-        stable_ticks=tuple(new_stable))
+        stable_ticks=tuple(new_stable), told=tuple(new_told))
     return new_state, tuple(masks), tuple(alerts)

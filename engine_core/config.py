@@ -20,7 +20,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn
 
 #: Version of the config schema; bump when a field is added, removed or changes meaning.
-CONFIG_VERSION = 2
+CONFIG_VERSION = 3
 
 
 def _pos_int(_inst: object, att: attrs.Attribute[int], value: int) -> None:
@@ -91,6 +91,7 @@ class FeatureConfig:
     liq_sustain_window_ticks: int = _ticks(120)  # 30 s: share of ticks with liquidations
     move_window_ticks: int = _ticks(240)  # 1 min: a move is the price vs its 1-min average
     sigma_window_ticks: int = _ticks(28800)  # 2 h: the norm of that move (its RMS) = 1 sigma
+    basis_window_ticks: int = _ticks(2400)  # 10 min: the basis is the premium's average
     depth_band_bps: int = _ticks(50)  # depth within +-50 bps of the mid (widest band <= it)
     funding_interval_hours: int = _ticks(8)  # until FundingInfoReceived says otherwise
     warmup_ticks: int = _ticks(240)  # 1 min before any signal is trusted
@@ -160,15 +161,19 @@ class TriggerCostConfig:
 class StructuralConfig:
     """Per-symbol FSM: score recipes, enter/exit thresholds, persist and decay times."""
 
-    # pressure = weighted OI build-up (vs its 24 h norm), funding per hour, basis and regime
+    # pressure = weighted OI build-up (vs its 24 h norm) and the crowd's carry: funding per
+    # hour or the basis (the premium's 10-min average), whichever is further from normal
     pressure_weight_oi: float = _nn_f(0.5)
-    pressure_weight_funding: float = _nn_f(0.35)
-    pressure_weight_premium: float = _nn_f(0.15)
+    pressure_weight_carry: float = _nn_f(0.5)
     pressure_weight_tier: float = _nn_f(0.0)  # the regime is OI again: 0 counts OI once
     pressure_oi_build_full: float = _pos_f(0.03)  # OI +3 % vs 24 h norm = full OI pressure
     pressure_funding_floor: float = _nn_f(0.0000125)  # 0.01 %/8 h, the normal rate, per hour
     pressure_funding_full: float = _pos_f(0.000075)  # 0.06 %/8 h per hour = full pressure
-    pressure_premium_full_pct: float = _pos_f(0.1)  # |mid - index| 0.1 % = full basis pressure
+    pressure_basis_floor_pct: float = _nn_f(0.01)  # a basis within 0.01 % of the index: none
+    pressure_basis_full_pct: float = _pos_f(0.05)  # 0.05 %: where Binance funding leaves 0.01 %
+    # fragile = the loaded build-up, sqrt(OI leg x carry leg) (new positions that pay to stay
+    # on), discounted by the trigger cost: x (1 - w + w x (1 - cost / 100))
+    fragile_cost_weight: float = _unit_f(0.3)
     # trigger = cheapness of the trigger, flow against the crowd, first liquidations
     trigger_weight_cost: float = _nn_f(0.4)
     trigger_weight_flow: float = _nn_f(0.3)
@@ -185,7 +190,7 @@ class StructuralConfig:
     unwind_sustain_full: float = _unit_f(0.2)  # prints in 20 % of ticks (80 % of seconds)
     unwind_oi_drop_full: float = _pos_f(0.01)  # OI 1 % below its 1-min norm = full
     unwind_move_floor_sigma: float = _nn_f(3.0)  # within 3 sigma of its 1-min mean: no move
-    unwind_move_full_sigma: float = _pos_f(6.0)  # 6 sigma = full move
+    unwind_move_full_sigma: float = _pos_f(12.0)  # 12 sigma = full move (calm jumps reach 8-10)
     # thresholds: enter above *_enter, leave (decay) below *_exit
     pressure_enter: float = _unit_f(0.5)
     pressure_exit: float = _unit_f(0.35)
@@ -206,6 +211,7 @@ class StructuralConfig:
         for lo, hi in (("pressure_exit", "pressure_enter"), ("fragile_exit", "fragile_enter"),
                        ("trigger_exit", "trigger_enter"), ("unwind_exit", "unwind_enter"),
                        ("pressure_funding_floor", "pressure_funding_full"),
+                       ("pressure_basis_floor_pct", "pressure_basis_full_pct"),
                        ("unwind_liq_floor", "unwind_liq_full"),
                        ("unwind_move_floor_sigma", "unwind_move_full_sigma")):
             _below(lo, hi)(self)

@@ -62,6 +62,7 @@ class FeatureParams(NamedTuple):
     depth_band_bps: int = 50
     funding_hours: int = 8
     liq_window_ticks: int = 40
+    a_basis: float = 0.0
 
     @classmethod
     def from_config(cls, c: FeatureConfig) -> FeatureParams:
@@ -76,7 +77,7 @@ class FeatureParams(NamedTuple):
             liq_base_floor=c.liq_baseline_floor, a_sustain=alpha(c.liq_sustain_window_ticks),
             a_move=alpha(c.move_window_ticks), a_sigma=alpha(c.sigma_window_ticks),
             depth_band_bps=c.depth_band_bps, funding_hours=c.funding_interval_hours,
-            liq_window_ticks=c.liq_window_ticks,
+            liq_window_ticks=c.liq_window_ticks, a_basis=alpha(c.basis_window_ticks),
         )
 
 
@@ -136,6 +137,8 @@ class FeatureState(NamedTuple):
     last_price: float = 0.0  # last trade price (the price when there is no book)
     halted: bool = False
     delisted: bool = False
+    basis_ema: float = 0.0  # EMA of the premium (mid vs index, %) over the basis window
+    basis_w: float = 0.0  # its bias-correction weight (counted from the first mark)
 
 
 class FeatureFrame(NamedTuple):
@@ -178,3 +181,4 @@ class FeatureFrame(NamedTuple):
     mark: float
     index_price: float
     evidence_flags: int  # EvidenceFlag bits
+    basis_pct: float  # the premium's 10-min average (%): the basis the crowd keeps paying

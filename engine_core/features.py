@@ -120,7 +120,7 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     tick = batch.tick_id
     (a_fast, a_slow, a_vol_fast, a_vol_slow, a_oi_fast, a_oi_slow, a_liq, warmup_ticks,
      stale_book_ticks, stale_mark_ticks, stale_oi_ticks, hold, late_ms, a_liq_base,
-     liq_base_floor, a_sustain, a_move, a_sigma, band_bps, default_hours, _liq_n) = p
+     liq_base_floor, a_sustain, a_move, a_sigma, band_bps, default_hours, _liq_n, a_basis) = p
     w_fast, w_slow, w_vol_fast, w_vol_slow, _w_liq = w
     (since, bid, ask, bid_qty, ask_qty, book_id, book_tick, mark, index, funding, mark_ts,
      mark_tick, oi, oi_ts, oi_tick, oi_fast0, oi_slow0, notional_fast0, notional_slow0,
@@ -128,7 +128,7 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
      rv_fast0, rv_slow0, liq_long0, liq_short0, liq_sec, liq_streak, liq_sat_tick,
      trade_gap_tick, liq_gap_tick, reconnect_tick, rest_tick, feed_stale, move_ref0,
      move_var0, move_w, liq_base0, liq_base_w, liq_active0, funding_hours, oi_seeded, band,
-     band_mid, depth_tick, last_price, halted, delisted) = st
+     band_mid, depth_tick, last_price, halted, delisted, basis_ema, basis_w) = st
     book_tick0, oi_tick0, depth_tick0 = book_tick, oi_tick, depth_tick
     n_trades = 0
     volume = notional = delta = liq_l = liq_s = 0.0
@@ -304,8 +304,13 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     has_mark = mark_tick != _NEVER
     if has_mark:
         premium_pct = ((mid if has_book and mid > 0.0 else mark) / index - 1.0) * 100.0
+        # the basis: the premium's average (bias-corrected from the first mark), the part
+        # of it that persists and that funding follows; a passing dislocation averages out
+        basis_ema = basis_ema + a_basis * (premium_pct - basis_ema)
+        basis_w = basis_w + a_basis * (1.0 - basis_w)
+        basis_pct = basis_ema / basis_w
     else:
-        premium_pct = 0.0
+        premium_pct = basis_pct = 0.0
     mark_vs_mid = (mark / mid - 1.0) * 100.0 if has_mark and has_book and mid > 0.0 else 0.0
     hours = funding_hours if funding_hours > 0 else default_hours
 
@@ -369,7 +374,8 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
         mid if has_book else 0.0, mid_slow, rvf, rvs, ll, ls, liq_sec, liq_streak, liq_sat_tick,
         trade_gap_tick, liq_gap_tick, reconnect_tick, rest_tick, feed_stale, move_ref,
         move_var, move_w if has_book else 0.0, liq_base, liq_base_w, liq_active, funding_hours,
-        oi_seeded, band, band_mid, depth_tick, last_price, halted, delisted))
+        oi_seeded, band, band_mid, depth_tick, last_price, halted, delisted, basis_ema,
+        basis_w))
     frame = _tuple_new(FeatureFrame, (
         batch.token_id, tick, len(events), n_trades, volume, notional, delta, volume_ratio,
         delta_ratio, mid, spread * 100.0, sf / ss if ss > 0.0 else 1.0,
@@ -377,5 +383,6 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
         (mid / mid_slow - 1.0) * 100.0 if has_book and mid_slow > 0.0 else 0.0, oi,
         oi_velocity, oi_build, funding, premium_pct, mark_vs_mid, liq_l, liq_s, liq_imb,
         liq_intensity, flags, move, move_sigma, funding / hours, ll / a_liq, ls / a_liq,
-        liq_excess, liq_active, price if price > 0.0 else 0.0, mark, index, ev_flags))
+        liq_excess, liq_active, price if price > 0.0 else 0.0, mark, index, ev_flags,
+        basis_pct))
     return new, frame

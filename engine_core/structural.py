@@ -5,8 +5,10 @@ guards, and one transition table (STYLE rule 1). The machine reads only its own 
 features, tier and trigger cost, never the cluster (determinism point 4).
 
 Scores, each 0..1:
-    pressure  leverage build-up: OI above its 1-h norm, funding beyond normal, premium, regime
-    fragile   sqrt(pressure * (1 - trigger_cost / 100)): a build-up that is also cheap to tip
+    pressure  leverage build-up: OI above its 24-h norm, and the crowd's carry (funding per
+              hour or the basis, whichever is further from normal), regime
+    fragile   a loaded build-up: sqrt(OI leg x carry leg), i.e. new positions that pay to
+              stay on, discounted by the trigger cost (x (1 - w + w (1 - cost / 100)))
     trigger   the trigger being pulled: cheapness, aggressive flow against the crowded side
               (the side paying funding), first liquidations
     unwind    it is happening: liquidations on the move's side vs the symbol's own norm,
@@ -124,12 +126,14 @@ class ScoreParams(NamedTuple):
     funding_floor: float
     funding_full: float
     funding_span: float
-    premium_full: float
+    basis_floor: float
+    basis_full: float
+    basis_span: float
     wp_oi: float
-    wp_funding: float
-    wp_premium: float
+    wp_carry: float
     wp_tier: float
     wp_sum: float
+    cost_weight: float
     flow_full: float
     trigger_liq_full: float
     wt_cost: float
@@ -153,10 +157,11 @@ class ScoreParams(NamedTuple):
     def from_config(cls, c: StructuralConfig) -> ScoreParams:
         return cls(
             c.pressure_oi_build_full, c.pressure_funding_floor, c.pressure_funding_full,
-            c.pressure_funding_full - c.pressure_funding_floor, c.pressure_premium_full_pct,
-            c.pressure_weight_oi, c.pressure_weight_funding, c.pressure_weight_premium,
-            c.pressure_weight_tier, c.pressure_weight_oi + c.pressure_weight_funding
-            + c.pressure_weight_premium + c.pressure_weight_tier,
+            c.pressure_funding_full - c.pressure_funding_floor, c.pressure_basis_floor_pct,
+            c.pressure_basis_full_pct, c.pressure_basis_full_pct - c.pressure_basis_floor_pct,
+            c.pressure_weight_oi, c.pressure_weight_carry, c.pressure_weight_tier,
+            c.pressure_weight_oi + c.pressure_weight_carry + c.pressure_weight_tier,
+            c.fragile_cost_weight,
             c.trigger_flow_full, c.trigger_liq_full, c.trigger_weight_cost,
             c.trigger_weight_flow, c.trigger_weight_liq,
             c.trigger_weight_cost + c.trigger_weight_flow + c.trigger_weight_liq,
@@ -176,8 +181,8 @@ def scores_with(f: FeatureFrame, tier: int, trigger_cost: float, p: ScoreParams)
     """`scores` with the config already prepared (the per-token path)."""
     # `ramp(x, lo, hi)` is written out inline (same operations, same bits: with lo = 0 it is
     # x / hi): this runs per token per tick and the calls were a tenth of a quiet tick's cost.
-    (oi_full, f_floor, f_full, f_span, prem_full, wp_oi, wp_funding, wp_premium, wp_tier,
-     wp_sum, flow_full, tliq_full, wt_cost, wt_flow, wt_liq, wt_sum, liq_floor, liq_full,
+    (oi_full, f_floor, f_full, f_span, b_floor, b_full, b_span, wp_oi, wp_carry, wp_tier,
+     wp_sum, cost_w, flow_full, tliq_full, wt_cost, wt_flow, wt_liq, wt_sum, liq_floor, liq_full,
      liq_span, drop_full, move_floor, move_full, move_span, wu_liq, wu_oi, wu_move,
      sustain_full, wu_sum) = p
     x = f.oi_build
@@ -185,23 +190,26 @@ def scores_with(f: FeatureFrame, tier: int, trigger_cost: float, p: ScoreParams)
     funding = f.funding_per_hour
     x = abs(funding)
     r_funding = 0.0 if x <= f_floor else (1.0 if x >= f_full else (x - f_floor) / f_span)
-    premium = f.premium_pct
-    x = abs(premium)
-    r_premium = 0.0 if x <= 0.0 else (1.0 if x >= prem_full else x / prem_full)
+    basis = f.basis_pct
+    x = abs(basis)
+    r_basis = 0.0 if x <= b_floor else (1.0 if x >= b_full else (x - b_floor) / b_span)
+    # the crowd pays for its leverage through funding or through the basis it buys at
+    # (funding is the basis averaged over the interval): counted once, the larger
+    r_carry = r_funding if r_funding > r_basis else r_basis
     pressure = (wp_oi * r_oi
-                + wp_funding * r_funding
-                + wp_premium * r_premium
+                + wp_carry * r_carry
                 + wp_tier * _TIER_LEVEL[tier]) / wp_sum if wp_sum > 0.0 else 0.0
     cheap = 1.0 - trigger_cost / 100.0
-    fragile = math.sqrt(pressure * cheap)
+    # loaded: new positions (OI above its norm) that pay to stay on (carry) - both at once
+    fragile = math.sqrt(r_oi * r_carry) * (1.0 - cost_w + cost_w * cheap)
     # The crowded side is the one paying funding beyond the normal rate (Binance's baseline
-    # 0.01 % is paid by longs in a perfectly neutral market); premium decides inside the band.
+    # 0.01 % is paid by longs in a perfectly neutral market); the basis decides inside the band.
     if funding > f_floor:
         crowd = 1.0
     elif funding < -f_floor:
         crowd = -1.0
     else:
-        crowd = premium
+        crowd = basis
     against = -f.delta_ratio if crowd > 0.0 else (f.delta_ratio if crowd < 0.0 else 0.0)
     liq = f.liq_intensity
     r_flow = 0.0 if against <= 0.0 else (1.0 if against >= flow_full else against / flow_full)

@@ -49,14 +49,13 @@ def cascade() -> Story:
 
 
 def test_leaders_build_pressure_then_unwind_and_cool(cascade: Story) -> None:
-    """Config v2 counts OI once (in pressure, not again in divergence or the regime): this
-    scripted story's build-up reaches PRESSURE but its book never makes the trigger cheap,
-    so the leaders go PRESSURE -> UNWIND (FRAGILE needs a cheap trigger: docs/rules.md)."""
+    """Config v3: the leaders' build-up adds open interest while the crowd pays funding and
+    a basis (a loaded build-up, docs/rules.md), so they climb the whole ladder."""
     S = ec.StructuralState
     for sym, role in cascade.sim.roles.items():
         if role == "leader":
-            assert cascade.paths[sym] == [S.BUILD, S.PRESSURE, S.UNWIND, S.COOLDOWN,
-                                          S.BUILD], sym
+            assert cascade.paths[sym] == [S.BUILD, S.PRESSURE, S.FRAGILE, S.TRIGGER_READY,
+                                          S.UNWIND, S.COOLDOWN, S.BUILD], sym
 
 
 def test_followers_unwind_and_the_bystander_stays_calm(cascade: Story) -> None:
@@ -70,7 +69,7 @@ def test_followers_unwind_and_the_bystander_stays_calm(cascade: Story) -> None:
 
 def test_cluster_heats_turns_fragile_unwinds_and_cools(cascade: Story) -> None:
     C = ec.ClusterState
-    assert cascade.cluster == [C.CLUSTER_CALM, C.CLUSTER_HEATING,
+    assert cascade.cluster == [C.CLUSTER_CALM, C.CLUSTER_HEATING, C.CLUSTER_FRAGILE,
                                C.CLUSTER_UNWIND, C.CLUSTER_COOLDOWN, C.CLUSTER_CALM]
 
 
@@ -85,13 +84,14 @@ def test_every_alert_kind_is_raised_at_the_right_moment(cascade: Story) -> None:
     for a, seg in zip(cascade.alerts, cascade.segment_of_alert, strict=True):
         by_kind[a.kind].add(seg)
     K = ec.AlertKind
-    # the early ladder is not reached in this story (see the leaders' test); UNWIND enters
-    # in the cascade and may re-enter while the recovery still liquidates with OI leaving
-    assert by_kind[K.STRUCTURAL_FRAGILE] <= {"build-up"}
-    assert by_kind[K.STRUCTURAL_TRIGGER_READY] <= {"trigger"}
+    # FRAGILE is told during the build-up (ahead of the cascade), TRIGGER_READY once the
+    # selling starts; UNWIND enters in the cascade and may re-enter in the recovery; the
+    # cluster turns FRAGILE in the build-up and UNWINDs in the cascade
+    assert by_kind[K.STRUCTURAL_FRAGILE] == {"build-up"}
+    assert by_kind[K.STRUCTURAL_TRIGGER_READY] <= {"trigger", "cascade"}
     assert "cascade" in by_kind[K.STRUCTURAL_UNWIND]
     assert by_kind[K.STRUCTURAL_UNWIND] <= {"cascade", "recovery"}
-    assert by_kind[K.SYSTEMIC_ALERT] == {"cascade"}
+    assert by_kind[K.SYSTEMIC_ALERT] == {"build-up", "cascade"}
     systemic = [a for a in cascade.alerts if a.kind is K.SYSTEMIC_ALERT]
     assert all(a.token_id == ec.MARKET_WIDE and a.symbol == "*" for a in systemic)
 

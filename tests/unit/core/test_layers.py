@@ -200,7 +200,7 @@ def test_feature_tuples_are_built_in_field_order() -> None:
     """
     still = P._replace(a_fast=0.0, a_slow=0.0, a_vol_fast=0.0, a_vol_slow=0.0,
                        a_oi_fast=0.0, a_oi_slow=0.0, a_liq=1.0, warmup_ticks=0, a_liq_base=0.0,
-                       a_sustain=0.0, a_move=0.0, a_sigma=0.0)
+                       a_sustain=0.0, a_move=0.0, a_sigma=0.0, a_basis=0.0)
     tick = 1000
     values: dict[str, Any] = {name: float(k + 1) for k, name in
                                  enumerate(FeatureState._fields)}
@@ -245,7 +245,8 @@ def test_one_liquidation_print_alone_never_makes_unwind() -> None:
     assert structural.scores(leaving, 0, 100.0, c).unwind >= c.unwind_enter
     sustained = jump._replace(liq_sustained=0.22)  # prints nearly every second
     assert structural.scores(sustained, 0, 100.0, c).unwind >= c.unwind_enter
-    quiet_flush = frame(move_sigma=-8.0, oi_velocity=-0.012)  # the archive: no prints at all
+    # the archive, no prints at all: a 10 sigma move with OI 1.2 % below its norm
+    quiet_flush = frame(move_sigma=-10.0, oi_velocity=-0.012)
     assert structural.scores(quiet_flush, 0, 100.0, c).unwind >= c.unwind_enter
 
 
@@ -256,9 +257,9 @@ def test_funding_pressure_is_per_hour() -> None:
     eight = frame(funding_rate=0.0006, funding_per_hour=0.0006 / 8)
     one = frame(funding_rate=0.0006, funding_per_hour=0.0006)
     assert structural.scores(eight, 0, 100.0, c).pressure == pytest.approx(
-        c.pressure_weight_funding)
+        c.pressure_weight_carry)
     assert structural.scores(one, 0, 100.0, c).pressure == pytest.approx(
-        c.pressure_weight_funding)
+        c.pressure_weight_carry)
     normal = frame(funding_rate=0.0001, funding_per_hour=0.0001 / 8)
     assert structural.scores(normal, 0, 100.0, c).pressure == 0.0
 
