@@ -74,7 +74,7 @@ class Output:
             quarantined=s.counts.rejected, duplicates=s.counts.duplicates, gaps=m.gaps,
             rest_weight_used=None if rest is None else rest.budget.used)
         self.view.update(s.symbols, s.last_records, s.recent_alerts, health, self.title,
-                         evidence=s.evidence.all_tokens())
+                         config=s.cfg)  # market columns: the core's evidence records
 
     async def around(self, body: Callable[[], Awaitable[Session]]) -> Session:
         for w in self.webhooks:

@@ -118,7 +118,8 @@ class EvidenceTracker:
         doi = (oi1 / oi0 - 1) * 100 if oi0 == oi0 and oi1 == oi1 and oi0 > 0 else None
         fph = t.funding / self._interval[token_id] if t.funding == t.funding else None
         return AlertEvidence(price=_known(p1), move_pct=move, oi_change_pct=doi,
-                             window_s=window or None, liq_long_usd=ll1 - ll0,
+                             move_window_s=window or None, oi_window_s=window or None,
+                             liq_window_s=window or None, liq_long_usd=ll1 - ll0,
                              liq_short_usd=ls1 - ls0, funding_per_hour=fph, oi=_known(oi1),
                              mark=_known(t.mark), index=_known(t.index))
 
