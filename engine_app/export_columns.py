@@ -48,12 +48,12 @@ EV_COLUMNS = ("ev_price", "ev_mark", "ev_index", "ev_oi", "ev_funding_per_hour",
               "ev_liq_short", "ev_liq_long_tick", "ev_liq_short_tick", "ev_move_pct",
               "ev_move_sigma", "ev_oi_change_pct", "ev_flags", "ev_move_window_s",
               "ev_oi_window_s", "ev_liq_window_s")
-_EV_DTYPE = np.dtype([("tick", "<u8"), ("token", "<u2"), ("rec_type", "u1"), ("flags", "<u2"),
+EV_DTYPE = np.dtype([("tick", "<u8"), ("token", "<u2"), ("rec_type", "u1"), ("flags", "<u2"),
                       ("price", "<u8"), ("mark", "<i2"), ("index", "<i2"), ("oi", "<u8"),
                       ("fph", "<i4"), ("llt", "<u4"), ("lst", "<u4"), ("llw", "<u4"),
                       ("lsw", "<u4"), ("sigma", "<i2"), ("move", "<i2"), ("doi", "<i2"),
                       ("reserved", "u1"), ("crc", "<u4")])
-assert _EV_DTYPE.itemsize == 64
+assert EV_DTYPE.itemsize == 64
 
 
 def market_columns(data_dir: Path, symbols: tuple[str, ...], tick_id: np.ndarray,
@@ -92,6 +92,19 @@ def market_columns(data_dir: Path, symbols: tuple[str, ...], tick_id: np.ndarray
     return out
 
 
+def evidence_array(data_dir: Path, tokens: tuple[int, ...] | None = None) -> np.ndarray:
+    """The data dir's evidence records as one structured array (`EV_DTYPE`), in file order;
+    only the records of `tokens` when given (each file is mapped, not read whole)."""
+    parts = []
+    for path in evidence_files(data_dir):
+        n = path.stat().st_size // EV_DTYPE.itemsize
+        if n == 0:
+            continue
+        ev = np.memmap(path, dtype=EV_DTYPE, mode="r", shape=(n,))
+        parts.append(np.array(ev if tokens is None else ev[np.isin(ev["token"], tokens)]))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=EV_DTYPE)
+
+
 def evidence_windows(data_dir: Path) -> evr.EvidenceWindows | None:
     """The windows of the data dir's evidence: the config in its (first) log header."""
     for s, _data in scan_log(log_dir_of(Path(data_dir))):
@@ -102,8 +115,7 @@ def evidence_windows(data_dir: Path) -> evr.EvidenceWindows | None:
 def evidence_columns(data_dir: Path, tick_id: np.ndarray, token_id: np.ndarray
                      ) -> dict[str, np.ndarray]:
     """The `EV_COLUMNS` of the records given, from DIR/evidence (NaN where none or unknown)."""
-    raw = b"".join(p.read_bytes() for p in evidence_files(data_dir))
-    ev = np.frombuffer(raw[:len(raw) - len(raw) % 64], dtype=_EV_DTYPE)
+    ev = evidence_array(data_dir)
     key = ev["tick"].astype(np.uint64) * np.uint64(65536) + ev["token"].astype(np.uint64)
     order = np.argsort(key, kind="stable")
     skey = key[order]
