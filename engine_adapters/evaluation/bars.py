@@ -47,6 +47,10 @@ BAR_DTYPE = np.dtype([
     ("liq_long_quote", "<f8"), ("liq_short_quote", "<f8"),  # longs / shorts force-closed
 ])
 _HEADER = struct.Struct("<8sII")
+#: The events a bar takes besides trades (the most frequent first: `isinstance` tries them in
+#: order). Trades, most events, are taken by their exact class (the core's own, never derived).
+_BAR_EVENTS = (BookTickerReceived, MarkPriceReceived, OpenInterestReceived, FundingReceived,
+               LiquidationReceived)
 NAN = math.nan
 
 
@@ -116,39 +120,67 @@ class BarBuilder:
 
     def feed(self, ev: object) -> None:
         """Add one engine input event (others, e.g. data-health notices, are ignored)."""
-        if isinstance(ev, TradeReceived):
-            b = self._bar(ev.symbol, ev.exchange_ts)
+        self.feed_all((ev,))
+
+    def feed_all(self, events: Iterable[object]) -> None:
+        """`feed` each event in order (one call per batch: the hot path of `run` and `live`).
+
+        A batch is one symbol's events, mostly of one minute: the open bar is looked up
+        again only when the symbol or the minute changes (the lookup of the same symbol and
+        minute returns the same bar, or None again for a late one, until another minute is
+        fed); a trade is recognised by its exact class, the rest by one `isinstance` each.
+        """
+        bar = self._bar
+        sym: str | None = None
+        minute = -1
+        b: _Open | None = None
+        for ev in events:
+            if type(ev) is TradeReceived:  # most events
+                ts = ev.exchange_ts
+                if ts - ts % MINUTE_MS != minute or ev.symbol != sym:
+                    sym, minute = ev.symbol, ts - ts % MINUTE_MS
+                    b = bar(sym, ts)
+                elif b is None:
+                    self.late += 1  # what `_bar` counts for each late event
+                if b is None:
+                    continue
+                p = ev.price
+                if b.trades == 0:
+                    b.open = b.high = b.low = p
+                elif p > b.high:
+                    b.high = p
+                elif p < b.low:
+                    b.low = p
+                b.close = p
+                b.trades += 1
+                q = ev.qty
+                b.base += q
+                b.quote += p * q
+                if ev.buyer_is_maker:
+                    b.sell += p * q
+                continue
+            if not isinstance(ev, _BAR_EVENTS):
+                continue  # not a market event (a data-health notice): no bar
+            ts = ev.exchange_ts
+            if ts - ts % MINUTE_MS != minute or ev.symbol != sym:
+                sym, minute = ev.symbol, ts - ts % MINUTE_MS
+                b = bar(sym, ts)
+            elif b is None:
+                self.late += 1
             if b is None:
-                return
-            p, q = ev.price, ev.qty
-            if b.trades == 0:
-                b.open = b.high = b.low = p
-            elif p > b.high:
-                b.high = p
-            elif p < b.low:
-                b.low = p
-            b.close = p
-            b.trades += 1
-            b.base += q
-            b.quote += p * q
-            if ev.buyer_is_maker:
-                b.sell += p * q
-        elif isinstance(ev, OpenInterestReceived):
-            if (b := self._bar(ev.symbol, ev.exchange_ts)) is not None:
+                continue
+            if isinstance(ev, BookTickerReceived):
+                b.mid = (ev.bid + ev.ask) / 2
+            elif isinstance(ev, OpenInterestReceived):
                 b.oi = ev.open_interest
-        elif isinstance(ev, (MarkPriceReceived, FundingReceived)):
-            if (b := self._bar(ev.symbol, ev.exchange_ts)) is not None:
+            elif isinstance(ev, (MarkPriceReceived, FundingReceived)):
                 b.mark, b.index = ev.mark_price, ev.index_price
                 b.funding = ev.funding_rate
-        elif isinstance(ev, LiquidationReceived):
-            if (b := self._bar(ev.symbol, ev.exchange_ts)) is not None:
+            elif isinstance(ev, LiquidationReceived):
                 if ev.side is Side.SELL:
                     b.liq_l += ev.price * ev.qty
                 else:
                     b.liq_s += ev.price * ev.qty
-        elif isinstance(ev, BookTickerReceived) and (
-                b := self._bar(ev.symbol, ev.exchange_ts)) is not None:
-            b.mid = (ev.bid + ev.ask) / 2
 
     def drain(self) -> dict[str, np.ndarray]:
         """The bars closed since the last drain, per symbol, as BAR_DTYPE arrays."""
@@ -198,19 +230,17 @@ def load_bars(folder: Path) -> dict[str, np.ndarray]:
 
 def bars_from_events(events: Iterable[object]) -> dict[str, np.ndarray]:
     b = BarBuilder()
-    for ev in events:
-        b.feed(ev)
+    b.feed_all(events)
     return b.flush()
 
 
 def bars_from_journal(data_dir: Path) -> dict[str, np.ndarray]:
     """The bars of a data dir rebuilt from its input journal (every journaled event)."""
     b = BarBuilder()
-    feed = b.feed
+    feed = b.feed_all
     for tick in iter_journal(data_dir):
         for batch in tick.batches:
-            for ev in batch.events:
-                feed(ev.payload)
+            feed([ev.payload for ev in batch.events])
     return b.flush()
 
 

@@ -96,3 +96,44 @@ def test_dense_fills_gaps() -> None:
     assert list(d["close"]) == [50, 50, 60, 60, 60, 70]
     assert list(d["quote_volume"]) == [0, 0, 60, 0, 0, 140]
     assert math.isnan(d["open"][1]) and np.all(d["mark"] == 50)
+
+
+def test_feed_all_equals_feeding_one_event_at_a_time() -> None:
+    """The batch path caches the open bar per (symbol, minute): late events, minutes going
+    back and forth, two symbols interleaved and ignored events give the same bars and the
+    same late count as one `feed` call per event."""
+    import random
+
+    rng = random.Random(7)
+    evs: list[object] = []
+    ts = T0
+    for _ in range(3000):
+        ts += rng.choice((0, 1, 500, 20_000, M)) - rng.choice((0, 0, 0, M, 2 * M + 1))
+        sym = rng.choice(("BTCUSDT", "BTCUSDT", "ETHUSDT"))
+        kind = rng.random()
+        if kind < 0.7:
+            evs.append(trade(ts, 100 + rng.random(), rng.random(), rng.random() < 0.5, sym))
+        elif kind < 0.8:
+            evs.append(BookTickerReceived(symbol=sym, exchange_ts=ts, bid=99.0, bid_qty=1.0,
+                                          ask=99.0 + rng.random(), ask_qty=1.0))
+        elif kind < 0.85:
+            evs.append(OpenInterestReceived(symbol=sym, exchange_ts=ts,
+                                            open_interest=rng.random()))
+        elif kind < 0.9:
+            evs.append(MarkPriceReceived(symbol=sym, exchange_ts=ts, mark_price=rng.random(),
+                                         index_price=rng.random(), funding_rate=1e-4))
+        elif kind < 0.95:
+            evs.append(LiquidationReceived(symbol=sym, exchange_ts=ts, side=Side.SELL,
+                                           price=100.0, qty=rng.random()))
+        else:
+            evs.append("not an event")
+    one, batched = BarBuilder(), BarBuilder()
+    for ev in evs:
+        one.feed(ev)
+    for i in range(0, len(evs), 97):
+        batched.feed_all(evs[i:i + 97])
+    assert one.late == batched.late > 0
+    a, b = one.flush(), batched.flush()
+    assert sorted(a) == sorted(b) == ["BTCUSDT", "ETHUSDT"]
+    for sym in a:
+        assert a[sym].tobytes() == b[sym].tobytes()
