@@ -2,10 +2,12 @@
 
 Wiring only (STYLE rule 7): the transport adapters deliver raw frames, REST bodies and health
 notices; each goes to the session's `Ingest` (parse, dedup, tick assignment, quarantine) and, with
-`--capture`, to a capture file with the same receive time, so that `run` of that capture
-replays this very session. The clock steps every tick in order; a late tick is stepped with
-CATCH_UP, a tick that started more than `overload_lag_ms` late with OVERLOAD, both visible in
-the records' flags. aggTrade id gaps go to one bounded backfill (binance/backfill.py:
+`--capture`, to a capture file with the same receive time (moved into the tick being filled
+if it falls in one already stepped), so that `run` of that capture replays this very session:
+live steps from the first message's tick to the newest's, with events or not, as `run` does.
+The clock steps every tick in order; a late tick is stepped with CATCH_UP, a tick that
+started more than `overload_lag_ms` late with OVERLOAD, both visible in the records' flags.
+aggTrade id gaps go to one bounded backfill (binance/backfill.py:
 coalesced per symbol, a bounded queue, within the weight the pollers leave); what it gives up
 is recorded as TRADE_GAP with the number of trades still missing (captured, so replayable).
 The universe is `--symbols`, `--top N` or `--top all` (binance/universe.py), the OI and
@@ -155,6 +157,11 @@ class LiveRunner:
         self.backfill: BackfillRunner | None = None
         #: Where /metrics and /health are served (set once the server is up).
         self.metrics_url: str | None = None
+        #: Receive times of the first and newest message taken (events or not): `run` of the
+        #: capture steps from the first line's tick to the tick before the newest line's
+        #: whether a line carries events or not, so live steps that span too (`_took`).
+        self.first_recv_ms: int | None = None
+        self.last_recv_ms: int | None = None
 
     def stop(self) -> None:
         """Finish the current tick, then shut down cleanly (SIGINT/SIGTERM land here)."""
@@ -162,7 +169,25 @@ class LiveRunner:
         self.clock.stop()
 
     # ---------------------------------------------------------------- transport callbacks
+    def _took(self, recv_ms: int) -> int:
+        """The receive time a message is captured and ingested with, noted for the span.
+
+        Never in a tick already stepped: such a message (a receive time stamped before an
+        await, a wall clock stepped back) goes into the tick being filled in `Ingest`, and is
+        recorded there too, so `run` of the capture puts it in that tick as well.
+        """
+        assert self.session is not None
+        stepped = self.session.ingest.last_stepped
+        if stepped is not None and recv_ms < stepped * ec.TICK_MS:
+            recv_ms = stepped * ec.TICK_MS  # the first ms of tick `stepped + 1`
+        if self.first_recv_ms is None:
+            self.first_recv_ms = recv_ms
+        if self.last_recv_ms is None or recv_ms > self.last_recv_ms:
+            self.last_recv_ms = recv_ms
+        return recv_ms
+
     def _frame(self, recv_ms: int, _conn: str, text: str) -> None:
+        recv_ms = self._took(recv_ms)
         if self.capture is not None:
             self.capture.write_ws(recv_ms, text)
         assert self.session is not None
@@ -172,6 +197,7 @@ class LiveRunner:
     def _rest(self, recv_ms: int, path: str, query: str, status: int, body: str) -> None:
         if self.session is None or path == PATH_EXCHANGE_INFO:
             return  # start-up requests and the hourly universe refresh are not market data
+        recv_ms = self._took(recv_ms)
         if self.capture is not None:
             self.capture.write_rest(recv_ms, path, query, status, body)
         self.session.ingest.rest(recv_ms, path, query, status, body)
@@ -183,6 +209,7 @@ class LiveRunner:
                      gap: IdGap | None = None) -> None:
         if self.session is None or symbol not in self.session.symbols:
             return
+        at_ms = self._took(at_ms)
         if self.capture is not None:
             self.capture.write_health(at_ms, symbol, kind.name, count,
                                       first=None if gap is None else gap.first,
@@ -299,7 +326,7 @@ class LiveRunner:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 # the tick in progress: its messages are stepped, not dropped
                 with contextlib.suppress(ValueError):
-                    session.drain()
+                    self.finish_ticks(session)
                 if metrics_runner is not None:
                     await metrics_runner.cleanup()
                 session.close()
@@ -307,12 +334,33 @@ class LiveRunner:
                     self.capture.close()
         return session
 
+    def first_tick(self, session: Session) -> int | None:
+        """The tick the session starts at: the first message's, with events or not (`run` of
+        the capture starts at its first line), never one a continued log already holds."""
+        if self.first_recv_ms is None:
+            return None
+        first, nxt = ec.tick_of_recv_ms(self.first_recv_ms), session.next_tick
+        return first if nxt is None else max(first, nxt)
+
+    def finish_ticks(self, session: Session) -> None:
+        """At shutdown, step what `run` of the capture steps at its end: every tick before
+        the newest message's (with events or not), then the newest messages' own."""
+        if self.last_recv_ms is not None:
+            end = ec.tick_of_recv_ms(self.last_recv_ms)
+            nxt = self.first_tick(session) if session.state.last_tick is None \
+                else session.next_tick
+            while nxt is not None and nxt < end:
+                session.step_tick(nxt)
+                nxt += 1
+        session.drain()
+
     async def _tick_loop(self, session: Session) -> None:
         """Step every tick in order from the tick of the first message on.
 
-        The session starts at the first message's tick, not at the clock's first tick, and
-        shell conditions (a late or catch-up tick) enter as health notices stamped with the
-        time they were noticed — both exactly as `run` sees them in a capture of this session.
+        The session starts at the first message's tick (`first_tick`: with or without
+        events), not at the clock's first tick, and shell conditions (a late or catch-up
+        tick) enter as health notices stamped with the time they were noticed — both exactly
+        as `run` sees them in a capture of this session.
         """
         opts = self.opts
         deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
@@ -321,7 +369,7 @@ class LiveRunner:
             stop = self._stop.is_set() or (deadline is not None
                                             and time.monotonic() >= deadline)
             if session.state.last_tick is None:  # not started: wait for the first message
-                first = session.pending_tick()
+                first = self.first_tick(session)
                 if first is None or tick.tick_id < first:
                     if stop:
                         break
