@@ -1,8 +1,9 @@
 """The shell's own market facts per token, from the events the engine accepted.
 
-Alerts state the core's evidence records (`Session._alert_evidence`, `evidence_from_record`);
-this tracker is the fallback where a core gives no evidence bytes, and feeds the live view's
-market columns.
+Alerts state the core's evidence records (`Session._alert_evidence`, `evidence_from_record`),
+and so does the live view (`engine_app.view.record_evidence`); this tracker is the fallback
+where a core gives no evidence bytes. Its figures are plain changes over one window (basis
+"change" in `AlertEvidence`), not the core's averages.
 
 `EvidenceTracker.add_tick(tick_id, batches)` follows, per token, the latest book mid (the
 last trade, then the mark, where there is no book), mark, index, open interest and funding
