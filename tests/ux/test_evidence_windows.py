@@ -199,3 +199,38 @@ def test_a_known_flush_is_stated_with_each_figures_window_everywhere(
     assert text in page
     assert (f"evidence: move vs {words[0]} avg (\u03c3: the symbol&#x27;s own RMS of that "
             f"move), OI vs {words[1]} avg, liquidations {words[2]} decaying sum") in page
+
+
+def test_the_live_views_update_path_shows_the_sessions_last_tick() -> None:
+    """What `live` does each tick (`Output.on_tick`): `update(session.last_records, ...,
+    config=session.cfg)`; the refresh thread then draws the core's evidence of that tick."""
+    import io
+
+    from rich.console import Console
+
+    from engine_app.bootstrap import run_events
+    from tests.drive import memory_session
+
+    cfg = ec.Config()
+    session, _log = memory_session(cfg, (SYM,))
+    end = T0 + (FLUSH + 2) * 250  # two ticks into the flush: before its alert
+    run_events(session, [(t, e) for t, e in _events() if t < end])
+    recs = session.last_records
+    at = recs[0].tick_id - (T0 // ec.TICK_MS + 1)
+    assert at == FLUSH + 1
+    want = expected(cfg, at)
+    buf = io.StringIO()
+    view = TerminalView(Console(file=buf, width=200), refresh_per_second=20)
+    with view:
+        view.update(session.symbols, recs, session.recent_alerts, None, "live", config=cfg)
+    got = buf.getvalue()
+    for s in ("move 60s", "\u03c3", "OI 60s", "liq 10s", "97.70", f"{want.move_pct:+.2f}%",
+              f"{want.move_sigma:+.1f}", f"{want.oi_change_pct:+.2f}%", "+0.0100%",
+              f"{money(want.liq_long_usd)} L"):
+        assert s in got, s
+    # without the config the view cannot name the windows, so it shows no market columns
+    buf2 = io.StringIO()
+    bare = TerminalView(Console(file=buf2, width=200), refresh_per_second=20)
+    with bare:
+        bare.update(session.symbols, recs, (), None, "live")
+    assert "move 60s" not in buf2.getvalue() and SYM in buf2.getvalue()
