@@ -31,20 +31,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from engine_adapters.evidence_text import (
-    AlertEvidence,
-    Basis,
-    duration,
-    evidence_from_record,
-    money,
-    price_text,
-)
+from engine_adapters.evidence_text import AlertEvidence
 from engine_adapters.storage.alerts_json import alert_to_json, tick_time
+from engine_app.view_market import (
+    market_caption,
+    market_cells,
+    market_headers,
+    min_width,
+    record_evidence,
+)
 from engine_core import TICK_MS
 from engine_core.alerts import Alert
 from engine_core.config import Config
-from engine_core.evidence import EvidenceRecord, EvidenceWindows
-from engine_core.record import RECORD_SIZE, Record
+from engine_core.evidence import EvidenceWindows
+from engine_core.record import Record
 from engine_core.states import ClusterState, EventPhase, Quality, StructuralState, Tier
 
 #: rich style of each structural state (the row colour).
@@ -86,9 +86,13 @@ class IngestHealth:
     rest_weight_used: int | None = None
 
 
+def _rank(r: Record) -> tuple[int, int, int]:
+    return -INTEREST.get(r.fsm, 0), r.trigger_cost, r.token_id
+
+
 def rank_rows(records: Sequence[Record]) -> list[Record]:
     """Most interesting first: highest state, then lowest trigger cost, then token order."""
-    return sorted(records, key=lambda r: (-INTEREST.get(r.fsm, 0), r.trigger_cost, r.token_id))
+    return sorted(records, key=_rank)
 
 
 def _enum_name(enum: type[Tier] | type[StructuralState], value: int) -> str:
@@ -100,69 +104,6 @@ def _enum_name(enum: type[Tier] | type[StructuralState], value: int) -> str:
 
 def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
     return "–" if v is None else fmt.format(v)
-
-
-def _short(seconds: float | None) -> str:
-    """A window in a header: "60s", "2m", "2.5s" (the long form is `duration`)."""
-    if not seconds:
-        return ""
-    text = duration(seconds)
-    return text.replace(" min", "m").replace(" s", "s")
-
-
-def market_headers(ev: AlertEvidence) -> tuple[str, ...]:
-    """The market columns' headers, each naming its figure's window ("move 60s", "liq 10s")."""
-    return tuple(f"{name} {_short(w)}".rstrip() for name, w in (
-        ("price", None), ("move", ev.move_window_s), ("\u03c3", None), ("OI", ev.oi_window_s),
-        ("fund/h", None), ("liq", ev.liq_window_s)))
-
-
-def market_caption(ev: AlertEvidence) -> str:
-    """What the market columns are, windows included (the table's caption)."""
-    if ev.basis is Basis.CHANGE:
-        return "move, OI: change over the window; liq: longs (L), shorts (S) in the window"
-    return ("move, OI: vs their window's average; \u03c3: the move in the symbol's own "
-            "volatility; liq: longs (L), shorts (S), decaying sum of the window")
-
-
-def _min_width(header: str) -> int:
-    """Market columns are not cut (a price "60,120…" misleads); the score columns give way."""
-    wide = header.startswith(("price", "fund", "liq"))
-    return max(len(header), 9 if wide else 6)
-
-
-def _pct(v: float | None, fmt: str) -> str:
-    return "-" if v is None else fmt.format(v)
-
-
-def _market_cells(ev: AlertEvidence | None, columns: Sequence[str]) -> list[str]:
-    """price, move %, move in sigma, OI change %, funding %/h, liquidations by side."""
-    if not columns:
-        return []
-    if ev is None:
-        return ["-"] * len(columns)
-    liq = " ".join(f"{money(v)} {side}" for side, v in (("L", ev.liq_long_usd),
-                                                       ("S", ev.liq_short_usd)) if v)
-    return ["-" if ev.price is None else price_text(ev.price),
-            _pct(ev.move_pct, "{:+.2f}%"), _pct(ev.move_sigma, "{:+.1f}"),
-            _pct(ev.oi_change_pct, "{:+.2f}%"),
-            _pct(None if ev.funding_per_hour is None else ev.funding_per_hour * 100, "{:+.4f}%"),
-            liq or "-"]
-
-
-def record_evidence(records: Sequence[Record], windows: EvidenceWindows
-                    ) -> dict[int, AlertEvidence]:
-    """token id -> the core's evidence of this tick, for `records` (a `TickRecords`; empty
-    when it carries no evidence bytes). One record per token, in the records' order."""
-    data = getattr(records, "evidence", b"")
-    out: dict[int, AlertEvidence] = {}
-    if len(data) != len(records) * RECORD_SIZE:
-        return out
-    for i, r in enumerate(records):
-        rec = EvidenceRecord.from_bytes(data[i * RECORD_SIZE:(i + 1) * RECORD_SIZE], check=False)
-        if rec.token_id == r.token_id and rec.tick_id == r.tick_id:
-            out[r.token_id] = evidence_from_record(rec, windows)
-    return out
 
 
 def _flags(q: int) -> str:
@@ -203,9 +144,9 @@ class TerminalView:
         token, gives the market columns' values directly instead."""
         ev: Sequence[AlertEvidence] | dict[int, AlertEvidence] = evidence
         if not evidence and config is not None:
-            shown = rank_rows(records)[:self.max_rows]
-            by_token = record_evidence(records, EvidenceWindows.from_config(config))
-            ev = {r.token_id: by_token[r.token_id] for r in shown if r.token_id in by_token}
+            shown = sorted(range(len(records)), key=lambda i: _rank(records[i]))
+            ev = record_evidence(records, EvidenceWindows.from_config(config),
+                                 shown[:self.max_rows])
         return Group(self._header(records, title), self._table(symbols, records, ev),
                      self._alerts(recent_alerts), self._health(health))
 
@@ -251,7 +192,7 @@ class TerminalView:
             left = col in ("symbol", "state", "tier", "quality")
             table.add_column(col, justify="left" if left else "right", no_wrap=True,
                              overflow="ellipsis", max_width=28 if col == "quality" else None,
-                             min_width=_min_width(col) if col in market else
+                             min_width=min_width(col) if col in market else
                              (name_width if col in ("symbol", "state") else None))
         for r in rows[:self.max_rows]:
             sym = symbols[r.token_id] if 0 <= r.token_id < len(symbols) else f"#{r.token_id}"
@@ -263,7 +204,7 @@ class TerminalView:
                 ev = evidence[r.token_id] if 0 <= r.token_id < len(evidence) else None
             table.add_row(
                 sym, state, f"{r.state_age * TICK_MS / 1000:.0f}",
-                _enum_name(Tier, r.tier).removeprefix("TIER_"), *_market_cells(ev, market),
+                _enum_name(Tier, r.tier).removeprefix("TIER_"), *market_cells(ev, market),
                 f"{r.trigger_cost / 100:.2f}", f"{r.pressure / 10000:.2f}",
                 f"{r.fragile / 10000:.2f}", f"{r.trigger / 10000:.2f}",
                 f"{r.unwind / 10000:.2f}", _flags(r.quality), style=style)
