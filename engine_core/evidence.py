@@ -37,10 +37,12 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Sequence
 
 import attrs
 
 from engine_core.config import Config
+from engine_core.feature_types import FeatureFrame
 from engine_core.record import RECORD_SIZE, ChecksumError, crc32c
 from engine_core.ticks import TICK_MS
 
@@ -48,6 +50,7 @@ REC_EVIDENCE = 3
 EVIDENCE_BODY = struct.Struct("<QHBHQhhQiIIIIhhhB")
 EVIDENCE_FULL = struct.Struct("<QHBHQhhQiIIIIhhhBI")
 assert EVIDENCE_BODY.size == 60 and EVIDENCE_FULL.size == RECORD_SIZE
+_BODY_PACK = EVIDENCE_BODY.pack
 
 PRICE_SCALE = 10_000_000_000
 REL_SCALE = 100_000
@@ -153,6 +156,67 @@ def pack_evidence(tick_id: int, token_id: int, flags: int, price: float, mark: f
                               flags | (_CLAMPED if clamped else 0), p, mk, ix, oi, fh,
                               l0, l1, l2, l3, ms, mv, oc, 0)
     return body + crc32c(body).to_bytes(4, "little")
+
+
+def pack_tick_evidence(tick_id: int, frames: Sequence[FeatureFrame]) -> bytes:
+    """The evidence records of one tick, joined: `pack_evidence` of every frame, in order.
+
+    The same quantization as `pack_evidence`, written out once per tick instead of called
+    once per token (profiled: a quiet tick is all per-token cost, and the call with fifteen
+    arguments plus fifteen attribute reads cost as much as the arithmetic). Bytes equal
+    `b"".join(pack_evidence(...) for f in frames)`, checked by tests/unit/core/test_perf_paths.
+    A zero skips `round` (round(0.0) is 0): liquidations are zero on almost every tick.
+    """
+    rnd, body_pack, crc, out = round, _BODY_PACK, crc32c, []
+    p_scale, rel, oi_scale, fh_scale = PRICE_SCALE, REL_SCALE, OI_SCALE, FUNDING_HOUR_SCALE
+    s_scale, f_scale, u64, u32, i32, i16 = SIGMA_SCALE, FRACTION_SCALE, _U64, _U32, _I32, _I16
+    for (token_id, _t, _n, _tc, _tv, _tn, _td, _vr, _dr, _mid, _sp, _spr, _dpr, _vol, _tr,
+         open_interest, oi_change, _ob, _fr, _pp, _mvm, liq_long_tick, liq_short_tick, _li,
+         _lint, _q, move, move_sigma, funding_per_hour, liq_long_window, liq_short_window,
+         _lx, _ls, price, mark, index, flags) in frames:
+        p = rnd(price * p_scale)
+        clamped = p < 0 or p > u64
+        if clamped:
+            p = 0 if p < 0 else u64
+        if price > 0.0 and mark > 0.0:
+            mk = rnd((mark / price - 1.0) * rel)
+            if mk < -i16 or mk > i16:
+                mk, clamped = (-i16 if mk < -i16 else i16), True
+            ix = rnd((index / price - 1.0) * rel)
+            if ix < -i16 or ix > i16:
+                ix, clamped = (-i16 if ix < -i16 else i16), True
+        else:
+            mk = ix = 0
+        oi = rnd(open_interest * oi_scale)
+        if oi < 0 or oi > u64:
+            oi, clamped = (0 if oi < 0 else u64), True
+        fh = rnd(funding_per_hour * fh_scale) if funding_per_hour else 0
+        if fh < -i32 or fh > i32:
+            fh, clamped = (-i32 if fh < -i32 else i32), True
+        l0 = rnd(liq_long_tick) if liq_long_tick else 0
+        l1 = rnd(liq_short_tick) if liq_short_tick else 0
+        l2 = rnd(liq_long_window) if liq_long_window else 0
+        l3 = rnd(liq_short_window) if liq_short_window else 0
+        if not (0 <= l0 <= u32 and 0 <= l1 <= u32 and 0 <= l2 <= u32 and 0 <= l3 <= u32):
+            l0, c0 = _clamp_u32(l0)
+            l1, c1 = _clamp_u32(l1)
+            l2, c2 = _clamp_u32(l2)
+            l3, c3 = _clamp_u32(l3)
+            clamped = clamped or c0 or c1 or c2 or c3
+        ms = rnd(move_sigma * s_scale) if move_sigma else 0
+        if ms < -i16 or ms > i16:
+            ms, clamped = (-i16 if ms < -i16 else i16), True
+        mv = rnd(move * f_scale) if move else 0
+        if mv < -i16 or mv > i16:
+            mv, clamped = (-i16 if mv < -i16 else i16), True
+        oc = rnd(oi_change * f_scale) if oi_change else 0
+        if oc < -i16 or oc > i16:
+            oc, clamped = (-i16 if oc < -i16 else i16), True
+        body = body_pack(tick_id, token_id, REC_EVIDENCE, flags | (_CLAMPED if clamped else 0),
+                         p, mk, ix, oi, fh, l0, l1, l2, l3, ms, mv, oc, 0)
+        out.append(body)
+        out.append(crc(body).to_bytes(4, "little"))
+    return b"".join(out)
 
 
 @attrs.frozen(kw_only=True, slots=True)
