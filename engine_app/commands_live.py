@@ -133,7 +133,7 @@ def _prefix(text: str) -> str:
 
 def _check_recording(out: Path, flag: str) -> None:
     """A file name must be new; a folder may exist (hour files are never overwritten)."""
-    from engine_app.live import SINGLE_FILE_SUFFIXES
+    from engine_app.live_recording import SINGLE_FILE_SUFFIXES
 
     if out.name.endswith(SINGLE_FILE_SUFFIXES):
         if out.exists():

@@ -42,12 +42,17 @@ from engine_adapters.binance.universe import (
     resolve_universe,
 )
 from engine_adapters.binance.ws_client import HealthNotice, WsClientConfig, WsFeed
-from engine_adapters.capture import CaptureWriter
 from engine_adapters.clock import RealClock
-from engine_adapters.recorder import Recorder
 from engine_app.bootstrap import open_session
 from engine_app.datadir import ENGINE_VERSION, DataDir
 from engine_app.live_history import read_history
+from engine_app.live_recording import (
+    Recording,
+    RecordingThread,
+    poll_recording,
+    wall_ms,
+)
+from engine_app.live_recording import open_recording as open_recording  # re-exported
 from engine_app.metrics import Metrics, serve_metrics
 from engine_app.session import AlertSink, Session, tune_gc
 
@@ -106,34 +111,6 @@ def market_streams(symbols: Sequence[str], opts: LiveOptions) -> tuple[str, ...]
     return plan_market(symbols, ws=opts.ws_config, rest=opts.rest_config).streams
 
 
-#: What `capture --out` / `live --capture` write: hour files, or one file for a file name.
-Recording = Recorder | CaptureWriter
-#: File names that mean "one capture file" rather than "a folder of hour files".
-SINGLE_FILE_SUFFIXES = (".jsonl", ".jsonl.gz")
-
-
-def wall_ms() -> int:
-    """The wall clock in epoch ms: the receive times of frames and the recorder's hours."""
-    return time.time_ns() // 1_000_000
-
-
-def open_recording(out: Path, prefix: str = "capture", *,
-                   clock_ms: Callable[[], int] = wall_ms) -> Recording:
-    """A folder `out` -> crash-safe hour files `out/PREFIX-YYYYMMDDTHH[-N].jsonl.gz`;
-    a name ending in .jsonl or .jsonl.gz -> that one file (no rotation; for short runs)."""
-    if out.name.endswith(SINGLE_FILE_SUFFIXES):
-        return CaptureWriter(out)
-    return Recorder(out, prefix, clock_ms=clock_ms)
-
-
-def poll_recording(rec: Recording) -> None:
-    """The timer hook: flush what is due (and end a finished hour of a Recorder)."""
-    if isinstance(rec, Recorder):
-        rec.poll()
-    else:
-        rec.flush()
-
-
 class LiveRunner:
     """Owns the transport tasks and the tick loop of one live session."""
 
@@ -146,7 +123,7 @@ class LiveRunner:
         self.say = say
         self.metrics = Metrics()
         self.session: Session | None = None
-        self.capture: Recording | None = None
+        self.capture: Recording | RecordingThread | None = None
         self.feed: WsFeed | None = None
         self.rest: RestClient | None = None
         self.clock = RealClock()
@@ -162,6 +139,8 @@ class LiveRunner:
         #: whether a line carries events or not, so live steps that span too (`_took`).
         self.first_recv_ms: int | None = None
         self.last_recv_ms: int | None = None
+        #: (recv_ms, text) of the frames received since the last `take_frames`.
+        self._frames: list[tuple[int, str]] = []
 
     def stop(self) -> None:
         """Finish the current tick, then shut down cleanly (SIGINT/SIGTERM land here)."""
@@ -187,16 +166,38 @@ class LiveRunner:
         return recv_ms
 
     def _frame(self, recv_ms: int, _conn: str, text: str) -> None:
-        recv_ms = self._took(recv_ms)
-        if self.capture is not None:
-            self.capture.write_ws(recv_ms, text)
-        assert self.session is not None
-        self.session.ingest.ws(recv_ms, text)
+        """A WebSocket frame: stamped and kept for `take_frames` (short reader stretches)."""
+        self._frames.append((self._took(recv_ms), text))
         self.metrics.frames += 1
+
+    def take_frames(self) -> int:
+        """Record and ingest the frames kept since the last call, in arrival order.
+
+        Called before each step and before any other message (REST, health, a give-up) is
+        recorded or ingested: capture and ingest see every message in arrival order, and no
+        tick is stepped between a frame's arrival and its ingest (so its tick is unchanged).
+        """
+        frames = self._frames
+        if not frames:
+            return 0
+        self._frames = []
+        assert self.session is not None
+        cap = self.capture
+        if isinstance(cap, RecordingThread):
+            cap.write_ws_many(frames)  # encoded and compressed off the loop, in this order
+        elif cap is not None:
+            write = cap.write_ws
+            for recv_ms, text in frames:
+                write(recv_ms, text)
+        ws = self.session.ingest.ws
+        for recv_ms, text in frames:
+            ws(recv_ms, text)
+        return len(frames)
 
     def _rest(self, recv_ms: int, path: str, query: str, status: int, body: str) -> None:
         if self.session is None or path == PATH_EXCHANGE_INFO:
             return  # start-up requests and the hourly universe refresh are not market data
+        self.take_frames()
         recv_ms = self._took(recv_ms)
         if self.capture is not None:
             self.capture.write_rest(recv_ms, path, query, status, body)
@@ -209,6 +210,7 @@ class LiveRunner:
                      gap: IdGap | None = None) -> None:
         if self.session is None or symbol not in self.session.symbols:
             return
+        self.take_frames()
         at_ms = self._took(at_ms)
         if self.capture is not None:
             self.capture.write_health(at_ms, symbol, kind.name, count,
@@ -228,6 +230,7 @@ class LiveRunner:
         captured (so `run` of the capture closes the same gap) and counted."""
         if self.session is None:
             return
+        self.take_frames()  # trades received meanwhile may have closed part of the gap
         lost = self.session.ingest.dedup.missing_in(g.gap)
         if lost > 0:
             self.metrics.trades_lost += lost
@@ -293,7 +296,8 @@ class LiveRunner:
             for m in session.recovery_messages:
                 self.say(f"live: {m}")
             if opts.capture is not None:
-                self.capture = open_recording(opts.capture, opts.capture_prefix)
+                self.capture = RecordingThread(open_recording(opts.capture,
+                                                              opts.capture_prefix))
             self.feed = feed = WsFeed(opts.ws_url, market_streams(symbols, opts),
                                       on_frame=self._frame, on_health=self._health,
                                       config=opts.ws_config, seed=opts.seed, universe=symbols)
@@ -345,6 +349,7 @@ class LiveRunner:
     def finish_ticks(self, session: Session) -> None:
         """At shutdown, step what `run` of the capture steps at its end: every tick before
         the newest message's (with events or not), then the newest messages' own."""
+        self.take_frames()  # frames handed in while the transports were being stopped
         if self.last_recv_ms is not None:
             end = ec.tick_of_recv_ms(self.last_recv_ms)
             nxt = self.first_tick(session) if session.state.last_tick is None \
@@ -368,6 +373,8 @@ class LiveRunner:
         async for tick in self.clock.ticks():
             stop = self._stop.is_set() or (deadline is not None
                                             and time.monotonic() >= deadline)
+            t0 = time.perf_counter()
+            self.take_frames()  # everything received up to now, in order, before the step
             if session.state.last_tick is None:  # not started: wait for the first message
                 first = self.first_tick(session)
                 if first is None or tick.tick_id < first:
@@ -382,7 +389,6 @@ class LiveRunner:
                 now = time.time_ns() // 1_000_000
                 for sym in symbols:  # flags the next tick: this one's records are computed
                     self._note_health(now, sym, kind, 1)
-            t0 = time.perf_counter()
             session.step_tick(tick.tick_id)
             self.metrics.observe_tick(tick.lag_ms, time.perf_counter() - t0)
             if self.capture is not None:
