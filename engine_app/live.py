@@ -373,7 +373,7 @@ class LiveRunner:
         async for tick in self.clock.ticks():
             stop = self._stop.is_set() or (deadline is not None
                                             and time.monotonic() >= deadline)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             self.take_frames()  # everything received up to now, in order, before the step
             if session.state.last_tick is None:  # not started: wait for the first message
                 first = self.first_tick(session)
@@ -390,7 +390,8 @@ class LiveRunner:
                 for sym in symbols:  # flags the next tick: this one's records are computed
                     self._note_health(now, sym, kind, 1)
             session.step_tick(tick.tick_id)
-            self.metrics.observe_tick(tick.lag_ms, time.perf_counter() - t0)
+            self.metrics.observe_tick(tick.lag_ms, time.perf_counter() - t0,
+                                      time.thread_time() - c0)
             if self.capture is not None:
                 poll_recording(self.capture)
             if self.on_tick is not None:
