@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import gc
 import json
 import os
 import random
@@ -203,6 +204,16 @@ async def engine(a: argparse.Namespace, tmp: Path) -> dict[str, float]:
             beat[0] = now = time.monotonic()
             stalls.append((t, (now - t - 0.005) * 1000))
 
+    gc_pauses: list[tuple[int, float]] = []  # (generation, ms) of each collection
+    gc_t0 = [0.0]
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_t0[0] = time.perf_counter()
+        else:
+            gc_pauses.append((info["generation"], (time.perf_counter() - gc_t0[0]) * 1000))
+
+    gc.callbacks.append(on_gc)
     sites: collections.Counter[str] = collections.Counter()
     if os.environ.get("BENCH_STALLS"):  # where the loop is while it gives no turn (sampled)
         main_id = threading.get_ident()
@@ -254,6 +265,7 @@ async def engine(a: argparse.Namespace, tmp: Path) -> dict[str, float]:
         pstats.Stats(prof, stream=sys.stderr).sort_stats("cumtime").print_stats(35)
     await asyncio.sleep(3.0)  # the last frames and give-ups
     prober.cancel()
+    gc.callbacks.remove(on_gc)
     for site, n in sites.most_common(25):
         print(f"stall sample x{n} (10 ms each): {site}", file=sys.stderr)
     runner.stop()
@@ -298,6 +310,8 @@ async def engine(a: argparse.Namespace, tmp: Path) -> dict[str, float]:
         "step_cpu_p99_burst": p99(sus_end, 1e18, step_cpu),
         "stall_p99": p99(warm_end, 1e18, stalls),
         "stall_max": max((v for t, v in stalls if t >= warm_end), default=0.0),
+        "gc": [(g, len([p for h, p in gc_pauses if h == g]),
+                max((p for h, p in gc_pauses if h == g), default=0.0)) for g in (0, 1, 2)],
         "rss_mb_per_h": slope, "rss_end_mb": rss[-1][1] if rss else 0.0,
         "overloaded_ticks": runner.metrics.overloaded_ticks,
         "events_received": st.events_received, "events_accepted": st.events_accepted,
@@ -362,6 +376,8 @@ def report(r: dict[str, float], a: argparse.Namespace) -> None:
     row("engine: loop stretch without a turn p99/max, ms",
         f"{r['stall_p99']:.1f} / {r['stall_max']:.1f}", "(what a due timer waits)")
     row("engine: overloaded ticks", int(r["overloaded_ticks"]))
+    row("engine: GC collections / longest, gen 0, 1, 2", "; ".join(
+        f"{n} / {mx:.0f} ms" for _, n, mx in r["gc"]))  # type: ignore[attr-defined]
     row("engine: RSS growth after warm-up, MB/h", r["rss_mb_per_h"], "<= 10")
     row("engine: RSS at the end, MB", r["rss_end_mb"])
     row("events received", int(r["events_received"]))
