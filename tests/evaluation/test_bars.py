@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine_adapters.evaluation.bar_rows import BarRows, append_rows, last_minutes
 from engine_adapters.evaluation.bars import (
     BarBuilder,
     append_bars,
@@ -137,3 +138,27 @@ def test_feed_all_equals_feeding_one_event_at_a_time() -> None:
     assert sorted(a) == sorted(b) == ["BTCUSDT", "ETHUSDT"]
     for sym in a:
         assert a[sym].tobytes() == b[sym].tobytes()
+
+
+def test_rows_written_by_the_loop_are_the_records_of_bar_dtype(tmp_path: Path) -> None:
+    """`append_rows` (struct, what `run` writes) gives the bytes `append_bars` (numpy) gives,
+    NaN levels and integer prices included; `last_minutes` agrees with `load_bars`, a torn
+    record after the last whole one included."""
+    evs: list[object] = [trade(T0 + 1, 100, 1, True), trade(T0 + M + 2, 101.25, 0.5, False),
+                         OpenInterestReceived(symbol="ETHUSDT", exchange_ts=T0 + 3,
+                                              open_interest=7.5),
+                         trade(T0 + 3 * M, 99, 2, False, "ETHUSDT")]
+    rows_b, arrays_b = BarRows(), BarBuilder()
+    rows_b.feed_all(evs)
+    arrays_b.feed_all(evs)
+    rows, arrays = rows_b.flush_rows(), arrays_b.flush()
+    append_rows(tmp_path / "rows", rows)
+    append_bars(tmp_path / "np", arrays)
+    for sym in ("BTCUSDT", "ETHUSDT"):
+        got = (tmp_path / "rows" / f"{sym}.bars").read_bytes()
+        assert got == (tmp_path / "np" / f"{sym}.bars").read_bytes()
+        assert math.isnan(load_bars(tmp_path / "rows")[sym][0]["mark"])
+    with open(tmp_path / "rows" / "BTCUSDT.bars", "ab") as f:
+        f.write(b"\x01" * 20)  # a torn record
+    want = {s: int(a["minute_ms"][-1]) for s, a in load_bars(tmp_path / "rows").items()}
+    assert last_minutes(tmp_path / "rows") == want == {"BTCUSDT": T0 + M, "ETHUSDT": T0 + 3 * M}
