@@ -25,7 +25,14 @@ from engine_core.canonical import CanonicalBatch
 from engine_core.cluster import CLUSTER_EVERY_TICKS, ClusterContext
 from engine_core.config import Config
 from engine_core.evidence import pack_tick_evidence
-from engine_core.features import EmaWeights, FeatureFrame, FeatureParams, FeatureState, extract
+from engine_core.features import (
+    EmaWeights,
+    FeatureFrame,
+    FeatureParams,
+    FeatureState,
+    QuietValues,
+    extract_quiet,
+)
 from engine_core.fsm import Compiled
 from engine_core.phase import PhaseContext
 from engine_core.record import (
@@ -80,11 +87,16 @@ class EngineParams:
 
 
 class TokenState(NamedTuple):
-    """One token's memory: rolling features, regime, structural state (a named tuple)."""
+    """One token's memory: rolling features, regime, structural state (a named tuple).
+
+    `quiet` is what its next empty tick may take over (`features.extract_quiet`); derived,
+    never an input of its own.
+    """
 
     features: FeatureState
     tier: TierContext
     fsm: FsmContext
+    quiet: QuietValues | None = None
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -149,7 +161,7 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     rules = params.structural
     score_params = params.scores
     # Plain local names on the per-token path (profiled: a quiet market is all per-token cost).
-    extract_, tier_update, cost_of = extract, tier.update, trigger_cost.compute_with
+    extract_, tier_update, cost_of = extract_quiet, tier.update, trigger_cost.compute_with
     scores_of, fsm_update, new = structural.scores_with, structural.update, _new
     new_tokens: list[TokenState] = []
     parts = []
@@ -158,13 +170,13 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
         if batch.token_id != i or batch.tick_id != tick_id:
             raise ValueError(f"batch {i} is for token {batch.token_id} tick {batch.tick_id}; "
                              f"expected token {i} tick {tick_id}")
-        fs0, tctx0, fsm0 = ts
-        fs, frame = extract_(fs0, batch, fp, weights)
+        fs0, tctx0, fsm0, quiet = ts
+        fs, frame, quiet = extract_(fs0, batch, fp, weights, quiet)
         tctx = tier_update(tctx0, frame, tier_cfg)
         tc = cost_of(frame, tctx.tier, cost_cfg)
         sc = scores_of(frame, tctx.tier, tc.cost, score_params)
         fsm = fsm_update(fsm0, sc, frame.quality, st_cfg, rules)
-        new_tokens.append(new(TokenState, (fs, tctx, fsm)))
+        new_tokens.append(new(TokenState, (fs, tctx, fsm, quiet)))
         parts.append((frame, tctx.tier, tc, sc, fsm))
         frames.append(frame)
 

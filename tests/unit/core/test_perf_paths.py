@@ -15,8 +15,14 @@ from functools import partial
 
 import pytest
 
+import engine_core as ec
+from engine_core import features
+from engine_core.config import FeatureConfig
 from engine_core.evidence import pack_evidence, pack_tick_evidence
-from engine_core.feature_types import FeatureFrame
+from engine_core.feature_types import EmaWeights, FeatureFrame, FeatureParams, FeatureState
+from engine_core.states import Quality
+
+T0 = 7_000_000_000
 
 _EDGE = (0.0, -0.0, 1e-300, -1e-300, 0.5, -0.5, 1.5, 2.5, 1e-5, -1e-5, 3.3e4, -3.3e4, 1e9,
          -1e9, 5e9, -5e9, 1e300, -1e300, 100.0, 60_120.5)
@@ -76,3 +82,86 @@ def test_tick_evidence_rejects_what_the_reference_rejects() -> None:
         _reference(1, f)
     with pytest.raises(ValueError):
         pack_tick_evidence(1, [f])
+
+
+# --- features.extract_quiet: an empty tick that takes over last tick's values -----------------
+
+_QP = FeatureParams.from_config(FeatureConfig(
+    warmup_ticks=7, stale_book_ticks=5, stale_mark_ticks=9, stale_oi_ticks=13,
+    health_hold_ticks=4, fast_window_ticks=3, slow_window_ticks=11))
+_SYM = "BTCUSDT"
+
+
+def _events(rng: random.Random, tick: int, price: float) -> list[ec.MarketEvent]:
+    ts = tick * 250 - rng.randrange(1, 240)
+    kind = rng.randrange(9)
+    if kind == 0:
+        return [ec.TradeReceived(symbol=_SYM, exchange_ts=ts, price=price, qty=1.5,
+                                 buyer_is_maker=rng.random() < 0.5)]
+    if kind == 1:
+        return [ec.BookTickerReceived(symbol=_SYM, exchange_ts=ts, bid=price - 0.01,
+                                      bid_qty=2.0, ask=price + 0.01, ask_qty=3.0)]
+    if kind == 2:
+        return [ec.MarkPriceReceived(symbol=_SYM, exchange_ts=ts, mark_price=price * 1.0002,
+                                     index_price=price * 0.9999, funding_rate=0.0003)]
+    if kind == 3:
+        return [ec.OpenInterestReceived(symbol=_SYM, exchange_ts=ts,
+                                        open_interest=rng.uniform(9e5, 1.1e6))]
+    if kind == 4:
+        return [ec.LiquidationReceived(symbol=_SYM, exchange_ts=ts, side=rng.choice(list(ec.Side)),
+                                       price=price, qty=rng.uniform(0.1, 50.0))]
+    if kind == 5:
+        return [ec.DepthReceived(symbol=_SYM, exchange_ts=ts, edges_bps=(10, 50),
+                                 bid_notional=(1e4, 5e4), ask_notional=(2e4, 4e4),
+                                 mid=price if rng.random() < 0.7 else 0.0)]
+    if kind == 6:
+        return [ec.FundingInfoReceived(symbol=_SYM, exchange_ts=ts, interval_hours=4,
+                                       cap=0.02, floor=-0.02)]
+    return [ec.DataHealthReceived(symbol=_SYM, exchange_ts=ts,
+                                  kind=rng.choice(list(ec.HealthKind)))]
+
+
+def _bits(x: object) -> str:
+    return repr(x)  # repr of a float round-trips exactly and tells -0.0 from 0.0
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_quiet_ticks_give_the_bits_of_a_full_extract(seed: int) -> None:
+    """Random events, then stretches of empty ticks long enough to cross every deadline
+    (staleness, health holds, warm-up); each tick is extracted with the carried values and
+    without, and both states and frames must be identical, -0.0 and all."""
+    rng = random.Random(seed)
+    q = ec.CanonicalEngine([_SYM])
+    st, w, quiet = FeatureState(session_tick=T0), EmaWeights(), None
+    reused = 0
+    price = 100.0
+    for k in range(1500):
+        tick = T0 + k
+        if rng.random() < (0.5 if k < 30 else 0.08):
+            for e in _events(rng, tick, price):
+                assert q.ingest(e) is None, e
+            price *= 1.0 + rng.uniform(-0.002, 0.002)
+        b = q.flush(tick)[0]
+        w = w.advance(_QP)
+        ref_st, ref_f = features.extract(st, b, _QP, w)
+        got_st, got_f, next_quiet = features.extract_quiet(st, b, _QP, w, quiet)
+        assert _bits(got_st) == _bits(ref_st) and _bits(got_f) == _bits(ref_f), (seed, k)
+        reused += next_quiet is not None and next_quiet is quiet
+        st, quiet = got_st, next_quiet
+    assert reused > 500  # the carried values were really taken over, not just recomputed
+
+
+def test_quiet_values_are_not_taken_for_other_params_or_an_earlier_tick() -> None:
+    st, w = FeatureState(session_tick=T0), EmaWeights().advance(_QP)
+    q = ec.CanonicalEngine([_SYM])
+    q.ingest(ec.BookTickerReceived(symbol=_SYM, exchange_ts=T0 * 250 - 5, bid=99.99,
+                                   bid_qty=2.0, ask=100.01, ask_qty=3.0))
+    st, _f, quiet = features.extract_quiet(st, q.flush(T0)[0], _QP, w, None)
+    assert quiet is None  # a tick with events leaves nothing to take over
+    st, f1, quiet = features.extract_quiet(st, q.flush(T0 + 1)[0], _QP, w, None)
+    assert quiet is not None and quiet[1] == T0 + 1 and f1.quality & int(Quality.WARMUP)
+    other = _QP._replace(warmup_ticks=0)
+    _st, f2, q2 = features.extract_quiet(st, q.flush(T0 + 2)[0], other, w, quiet)
+    assert q2 is not quiet and not f2.quality & int(Quality.WARMUP)
+    _st, f0, q0 = features.extract_quiet(st, q.flush(T0)[0], _QP, w, quiet)
+    assert q0 is not quiet and f0.quality == features.extract(st, q.flush(T0)[0], _QP, w)[1].quality
