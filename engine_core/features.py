@@ -205,12 +205,16 @@ def extract_quiet(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: 
     nf_hat, ns_hat = nf / w_fast, ns / w_slow
     volume_ratio = nf_hat / ns_hat if ns_hat > 0.0 else 1.0
     delta_ratio = _unit(df / nf) if nf > 0.0 else 0.0
-    ll = liq_long0 + a_liq * (liq_l - liq_long0)
-    ls = liq_short0 + a_liq * (liq_s - liq_short0)
-    liq_sum = ll + ls
-    liq_imb = _unit((ll - ls) / liq_sum) if liq_sum > 0.0 else 0.0
-    liq_intensity = (liq_sum / _w_liq) / ns_hat if ns_hat > 0.0 else \
-        (1.0 if liq_sum > 0.0 else 0.0)
+    no_liq = not (liq_long0 or liq_short0 or liq_l or liq_s) and _w_liq > 0.0
+    if no_liq:  # nothing liquidated within memory (most symbols, most hours): the EMAs of
+        ll = ls = liq_imb = liq_intensity = 0.0  # zeros stay +0.0, and so do their ratios
+    else:
+        ll = liq_long0 + a_liq * (liq_l - liq_long0)
+        ls = liq_short0 + a_liq * (liq_s - liq_short0)
+        liq_sum = ll + ls
+        liq_imb = _unit((ll - ls) / liq_sum) if liq_sum > 0.0 else 0.0
+        liq_intensity = (liq_sum / _w_liq) / ns_hat if ns_hat > 0.0 else \
+            (1.0 if liq_sum > 0.0 else 0.0)
     # the symbol's own liquidation norm (per tick), and how often prints come lately
     liq_base = liq_base0 + a_liq_base * (liq_l + liq_s - liq_base0)
     liq_base_w = liq_base_w + a_liq_base * (1.0 - liq_base_w)
@@ -269,9 +273,12 @@ def extract_quiet(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: 
     vol_ratio = math.sqrt((rvf / w_vol_fast) / rvs_hat) if rvs_hat > 0.0 else 1.0
 
     # --- liquidations on the move's side, against the symbol's own norm ---------------------
-    side = ll if move < 0.0 else (ls if move > 0.0 else (ll if ll > ls else ls))
-    norm = liq_base / liq_base_w + liq_base_floor * ns_hat
-    liq_excess = (side / _w_liq) / norm if norm > 0.0 else (1e9 if side > 0.0 else 0.0)
+    if no_liq:
+        liq_excess = 0.0  # (0 / w) / norm, or 0 without a norm
+    else:
+        side = ll if move < 0.0 else (ls if move > 0.0 else (ll if ll > ls else ls))
+        norm = liq_base / liq_base_w + liq_base_floor * ns_hat
+        liq_excess = (side / _w_liq) / norm if norm > 0.0 else (1e9 if side > 0.0 else 0.0)
 
     # --- open interest (24 h norm, seeded by the history), mark --------------------------
     if seed > 0.0:

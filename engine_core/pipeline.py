@@ -191,7 +191,7 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     records: list[Record] = []
     bodies: list[bytes] = []
     cluster_state, phase, event_id = cl.state, ph.phase, ph.event_id
-    rnd, pack, rec = round, _pack, new_record
+    rnd, pack, rec, crc = round, _pack, new_record, _crc
     pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
         BPS_SCALE
     i32, i16, u16, u32 = I32_MAX, I16_MAX, U16_MAX, _U32_MAX
@@ -235,21 +235,23 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
         spread = 0 if spread < 0 else (u16 if spread > u16 else spread)
         mark = rnd(mark_vs_mid * 100.0 * bps)
         mark = -i16 if mark < -i16 else (i16 if mark > i16 else mark)
-        bodies.append(pack(tick_id, i, REC_TOKEN, st_, tier_state, cluster_state, phase, 0,
-                           event_id, quality, cost, pressure, fragile, trigger, unwind, density,
-                           compression, divergence, elasticity, age, n_events, liq, oi, funding,
-                           spread, mark))
+        body = pack(tick_id, i, REC_TOKEN, st_, tier_state, cluster_state, phase, 0, event_id,
+                    quality, cost, pressure, fragile, trigger, unwind, density, compression,
+                    divergence, elasticity, age, n_events, liq, oi, funding, spread, mark)
+        bodies.append(body)  # body, then its checksum: `data` is their join
+        bodies.append(crc(body).to_bytes(4, "little"))
         records.append(rec(tick_id, i, st_, tier_state, cluster_state, phase, 0, event_id,
                            quality, cost, pressure, fragile, trigger, unwind, density,
                            compression, divergence, elasticity, age, n_events, liq, oi, funding,
                            spread, mark))
     alert_state, masks, alerts = evaluate(state.alerts, records)
     for i, m in enumerate(masks):
-        if m:
+        if m:  # rare: re-encode this record with its alert bits
             records[i] = attrs.evolve(records[i], alerts=m)
-            b = bodies[i]
-            bodies[i] = b[:_ALERTS_AT] + bytes((m,)) + b[_ALERTS_AT + 1:]
-    data = b"".join([x for b in bodies for x in (b, _crc(b).to_bytes(4, "little"))])
+            b = bodies[2 * i]
+            b = b[:_ALERTS_AT] + bytes((m,)) + b[_ALERTS_AT + 1:]
+            bodies[2 * i], bodies[2 * i + 1] = b, _crc(b).to_bytes(4, "little")
+    data = b"".join(bodies)
     new_state = EngineState(config=cfg, symbols=state.symbols, params=params, last_tick=tick_id,
                             weights=weights, tokens=tuple(new_tokens), cluster=cl, phase=ph,
                             alerts=alert_state)

@@ -165,3 +165,45 @@ def test_quiet_values_are_not_taken_for_other_params_or_an_earlier_tick() -> Non
     assert q2 is not quiet and not f2.quality & int(Quality.WARMUP)
     _st, f0, q0 = features.extract_quiet(st, q.flush(T0)[0], _QP, w, quiet)
     assert q0 is not quiet and f0.quality == features.extract(st, q.flush(T0)[0], _QP, w)[1].quality
+
+
+def test_liquidation_values_without_liquidations_are_the_formulas_at_zero() -> None:
+    """extract skips the liquidation EMAs while all are exactly zero; each tick's values must
+    still be the formulas' (re-derived here from the states), zeros and all. A one-tick
+    window makes the EMAs fall back to exact zero right after each print."""
+    p = FeatureParams.from_config(FeatureConfig(liq_window_ticks=1, warmup_ticks=2))
+    rng = random.Random(5)
+    q = ec.CanonicalEngine([_SYM])
+    st, w = FeatureState(session_tick=T0), EmaWeights()
+    zero_ticks = 0
+    for k in range(600):
+        tick = T0 + k
+        liq_l = liq_s = 0.0
+        evs = _events(rng, tick, 100.0) if rng.random() < 0.3 else []
+        if k == 0:
+            evs.append(ec.BookTickerReceived(symbol=_SYM, exchange_ts=tick * 250 - 1,
+                                             bid=99.99, bid_qty=2.0, ask=100.01, ask_qty=3.0))
+        for e in evs:
+            assert q.ingest(e) is None
+            if isinstance(e, ec.LiquidationReceived):
+                if e.side is ec.Side.SELL:
+                    liq_l += e.price * e.qty
+                else:
+                    liq_s += e.price * e.qty
+        w = w.advance(p)
+        new, f = features.extract(st, q.flush(tick)[0], p, w)
+        ll = st.liq_long + p.a_liq * (liq_l - st.liq_long)
+        ls = st.liq_short + p.a_liq * (liq_s - st.liq_short)
+        ns_hat = new.notional_slow / w.slow
+        total = ll + ls
+        imb = max(-1.0, min(1.0, (ll - ls) / total)) if total > 0.0 else 0.0
+        intensity = (total / w.liq) / ns_hat if ns_hat > 0.0 else (1.0 if total > 0.0 else 0.0)
+        side = ll if f.move < 0.0 else (ls if f.move > 0.0 else (ll if ll > ls else ls))
+        norm = new.liq_base / new.liq_base_w + p.liq_base_floor * ns_hat
+        excess = (side / w.liq) / norm if norm > 0.0 else (1e9 if side > 0.0 else 0.0)
+        assert _bits((new.liq_long, new.liq_short, f.liquidation_imbalance, f.liq_intensity,
+                      f.liq_excess, f.liq_long_window, f.liq_short_window)) == _bits(
+            (ll, ls, imb, intensity, excess, ll / p.a_liq, ls / p.a_liq)), k
+        zero_ticks += st.liq_long == st.liq_short == liq_l == liq_s == 0.0
+        st = new
+    assert 100 < zero_ticks < 590  # both paths were compared
