@@ -158,41 +158,55 @@ def pack_evidence(tick_id: int, token_id: int, flags: int, price: float, mark: f
     return body + crc32c(body).to_bytes(4, "little")
 
 
-def pack_tick_evidence(tick_id: int, frames: Sequence[FeatureFrame]) -> bytes:
+#: The quantized levels of one evidence record (`quantize_levels`): price, mark and index vs
+#: price, open interest, funding per hour, and whether any of them was clamped.
+EvidenceLevels = tuple[int, int, int, int, int, bool]
+
+
+def quantize_levels(price: float, mark: float, index: float, open_interest: float,
+                    funding_per_hour: float) -> EvidenceLevels:
+    """`pack_evidence`'s quantization of the fields that change only when a price, OI or
+    funding arrives: a caller may keep the result while these five floats stay equal (each
+    is a function of the values alone; 0.0 and -0.0 give the same integers)."""
+    p = round(price * PRICE_SCALE)
+    clamped = p < 0 or p > _U64
+    if clamped:
+        p = 0 if p < 0 else _U64
+    if price > 0.0 and mark > 0.0:
+        mk = round((mark / price - 1.0) * REL_SCALE)
+        if mk < -_I16 or mk > _I16:
+            mk, clamped = (-_I16 if mk < -_I16 else _I16), True
+        ix = round((index / price - 1.0) * REL_SCALE)
+        if ix < -_I16 or ix > _I16:
+            ix, clamped = (-_I16 if ix < -_I16 else _I16), True
+    else:
+        mk = ix = 0
+    oi = round(open_interest * OI_SCALE)
+    if oi < 0 or oi > _U64:
+        oi, clamped = (0 if oi < 0 else _U64), True
+    fh = round(funding_per_hour * FUNDING_HOUR_SCALE) if funding_per_hour else 0
+    if fh < -_I32 or fh > _I32:
+        fh, clamped = (-_I32 if fh < -_I32 else _I32), True
+    return p, mk, ix, oi, fh, clamped
+
+
+def pack_tick_evidence(tick_id: int, frames: Sequence[FeatureFrame],
+                       levels: Sequence[EvidenceLevels]) -> bytes:
     """The evidence records of one tick, joined: `pack_evidence` of every frame, in order.
 
-    The same quantization as `pack_evidence`, written out once per tick instead of called
-    once per token (profiled: a quiet tick is all per-token cost, and the call with fifteen
-    arguments plus fifteen attribute reads cost as much as the arithmetic). Bytes equal
-    `b"".join(pack_evidence(...) for f in frames)`, checked by tests/unit/core/test_perf_paths.
+    `levels[i]` is `quantize_levels` of frame i's price, mark, index, OI and funding per
+    hour (the caller keeps them across ticks while those stay equal); the rest is quantized
+    here, once per tick instead of one call per token (profiled: on a quiet tick the call
+    with fifteen arguments and fifteen attribute reads cost as much as the arithmetic). Bytes
+    equal `b"".join(pack_evidence(...) for f in frames)` (tests/unit/core/test_perf_paths).
     A zero skips `round` (round(0.0) is 0): liquidations are zero on almost every tick.
     """
     rnd, body_pack, crc, out = round, _BODY_PACK, crc32c, []
-    p_scale, rel, oi_scale, fh_scale = PRICE_SCALE, REL_SCALE, OI_SCALE, FUNDING_HOUR_SCALE
-    s_scale, f_scale, u64, u32, i32, i16 = SIGMA_SCALE, FRACTION_SCALE, _U64, _U32, _I32, _I16
-    for (token_id, _t, _n, _tc, _tv, _tn, _td, _vr, _dr, _mid, _sp, _spr, _dpr, _vol, _tr,
-         open_interest, oi_change, _ob, _fr, _pp, _mvm, liq_long_tick, liq_short_tick, _li,
-         _lint, _q, move, move_sigma, funding_per_hour, liq_long_window, liq_short_window,
-         _lx, _ls, price, mark, index, flags) in frames:
-        p = rnd(price * p_scale)
-        clamped = p < 0 or p > u64
-        if clamped:
-            p = 0 if p < 0 else u64
-        if price > 0.0 and mark > 0.0:
-            mk = rnd((mark / price - 1.0) * rel)
-            if mk < -i16 or mk > i16:
-                mk, clamped = (-i16 if mk < -i16 else i16), True
-            ix = rnd((index / price - 1.0) * rel)
-            if ix < -i16 or ix > i16:
-                ix, clamped = (-i16 if ix < -i16 else i16), True
-        else:
-            mk = ix = 0
-        oi = rnd(open_interest * oi_scale)
-        if oi < 0 or oi > u64:
-            oi, clamped = (0 if oi < 0 else u64), True
-        fh = rnd(funding_per_hour * fh_scale) if funding_per_hour else 0
-        if fh < -i32 or fh > i32:
-            fh, clamped = (-i32 if fh < -i32 else i32), True
+    s_scale, f_scale, u32, i16 = SIGMA_SCALE, FRACTION_SCALE, _U32, _I16
+    for ((token_id, _t, _n, _tc, _tv, _tn, _td, _vr, _dr, _mid, _sp, _spr, _dpr, _vol, _tr,
+          _oi, oi_change, _ob, _fr, _pp, _mvm, liq_long_tick, liq_short_tick, _li, _lint, _q,
+          move, move_sigma, _fh, liq_long_window, liq_short_window, _lx, _ls, _px, _mk, _ix,
+          flags), (p, mk, ix, oi, fh, clamped)) in zip(frames, levels, strict=True):
         l0 = rnd(liq_long_tick) if liq_long_tick else 0
         l1 = rnd(liq_short_tick) if liq_short_tick else 0
         l2 = rnd(liq_long_window) if liq_long_window else 0

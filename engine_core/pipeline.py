@@ -24,7 +24,7 @@ from engine_core.alerts import Alert, AlertState, evaluate, initial_alert_state
 from engine_core.canonical import CanonicalBatch
 from engine_core.cluster import CLUSTER_EVERY_TICKS, ClusterContext
 from engine_core.config import Config
-from engine_core.evidence import pack_tick_evidence
+from engine_core.evidence import EvidenceLevels, pack_tick_evidence, quantize_levels
 from engine_core.features import (
     EmaWeights,
     FeatureFrame,
@@ -86,6 +86,11 @@ class EngineParams:
                    phase=phase_fsm.compile_rules(cfg.phase))
 
 
+#: (price, mark, index, OI, funding per hour, funding rate, spread %, mark vs mid %), then
+#: the record's funding, spread and mark fields and the evidence levels quantized from them.
+LevelCache = tuple[tuple[float, ...], int, int, int, EvidenceLevels]
+
+
 class TokenState(NamedTuple):
     """One token's memory: rolling features, regime, structural state (a named tuple).
 
@@ -112,6 +117,9 @@ class EngineState:
     cluster: ClusterContext = attrs.field(factory=ClusterContext)
     phase: PhaseContext = attrs.field(factory=PhaseContext)
     alerts: AlertState
+    #: Per token, last tick's quantized levels and the floats they came from (`step` reuses
+    #: them while those floats stay equal: a function of the values, so not part of the state).
+    levels: tuple[LevelCache | None, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 def initial_state(cfg: Config, symbols: Sequence[str]) -> EngineState:
@@ -195,11 +203,15 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
         BPS_SCALE
     i32, i16, u16, u32 = I32_MAX, I16_MAX, U16_MAX, _U32_MAX
+    prev_levels = state.levels if len(state.levels) == n else (None,) * n
+    levels: list[LevelCache | None] = []
+    ev_levels: list[EvidenceLevels] = []
     # The frame is unpacked once (fifteen attribute reads cost more); a zero skips `round`
     # (round(0.0) is 0): liquidations, OI change, unwind, divergence are zero most ticks.
     for i, ((_tok, _t, n_events, _tc, _tv, _tn, _td, _vr, _dr, _mid, spread_pct, _spr, _dpr,
-             _vol, _tr, _oi, oi_velocity, _ob, funding_rate, _pp, mark_vs_mid, _ll, _ls, liq_imb,
-             _lint, quality, _mv, _ms, _fh, _lw, _sw, _lx, _lsu, _px, _mk, _ix, _ef),
+             _vol, _tr, oi_level, oi_velocity, _ob, funding_rate, _pp, mark_vs_mid, _ll, _ls,
+             liq_imb, _lint, quality, _mv, _ms, per_hour, _lw, _sw, _lx, _lsu, price, mark_px,
+             index_px, _ef),
             tier_state, (density, compression, divergence, elasticity, cost),
             (pressure, fragile, trigger, unwind), (st_, age, _pending, _streak)
             ) in enumerate(parts):
@@ -229,12 +241,24 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
         liq = -10000 if liq < -10000 else (10000 if liq > 10000 else liq)
         oi = rnd(oi_velocity * oi_scale) if oi_velocity else 0
         oi = -i32 if oi < -i32 else (i32 if oi > i32 else oi)
-        funding = rnd(funding_rate * funding_scale)
-        funding = -i32 if funding < -i32 else (i32 if funding > i32 else funding)
-        spread = rnd(spread_pct * 100.0 * bps)
-        spread = 0 if spread < 0 else (u16 if spread > u16 else spread)
-        mark = rnd(mark_vs_mid * 100.0 * bps)
-        mark = -i16 if mark < -i16 else (i16 if mark > i16 else mark)
+        # fields that change only when a price, OI or funding arrives: last tick's integers
+        # while their floats are equal (most tokens of a quiet market, most ticks)
+        key = (price, mark_px, index_px, oi_level, per_hour, funding_rate, spread_pct,
+               mark_vs_mid)
+        cached = prev_levels[i]
+        if cached is not None and cached[0] == key:
+            _key, funding, spread, mark, level = cached
+        else:
+            funding = rnd(funding_rate * funding_scale)
+            funding = -i32 if funding < -i32 else (i32 if funding > i32 else funding)
+            spread = rnd(spread_pct * 100.0 * bps)
+            spread = 0 if spread < 0 else (u16 if spread > u16 else spread)
+            mark = rnd(mark_vs_mid * 100.0 * bps)
+            mark = -i16 if mark < -i16 else (i16 if mark > i16 else mark)
+            level = quantize_levels(price, mark_px, index_px, oi_level, per_hour)
+            cached = (key, funding, spread, mark, level)
+        levels.append(cached)
+        ev_levels.append(level)
         body = pack(tick_id, i, REC_TOKEN, st_, tier_state, cluster_state, phase, 0, event_id,
                     quality, cost, pressure, fragile, trigger, unwind, density, compression,
                     divergence, elasticity, age, n_events, liq, oi, funding, spread, mark)
@@ -254,7 +278,7 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     data = b"".join(bodies)
     new_state = EngineState(config=cfg, symbols=state.symbols, params=params, last_tick=tick_id,
                             weights=weights, tokens=tuple(new_tokens), cluster=cl, phase=ph,
-                            alerts=alert_state)
-    evidence = pack_tick_evidence(tick_id, frames)
+                            alerts=alert_state, levels=tuple(levels))
+    evidence = pack_tick_evidence(tick_id, frames, ev_levels)
     return new_state, TickRecords(tuple(records), data, evidence), alerts
 

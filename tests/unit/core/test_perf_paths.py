@@ -1,9 +1,11 @@
 """The quiet-market fast paths give the same bits as the plain code they replace (issue 9).
 
-`step` encodes a tick's evidence records in one call (`pack_tick_evidence`) instead of one
-`pack_evidence` per token, and `features.extract` takes a short path on an empty batch. Each
-is compared here with the reference on inputs chosen to hit every branch: zeros of both signs,
-values beyond every field's range, tiny and huge magnitudes.
+`step` encodes a tick's evidence records in one call (`pack_tick_evidence`, with levels from
+`quantize_levels` kept while their floats are equal) instead of one `pack_evidence` per token;
+`features.extract_quiet` lets an empty tick take over last tick's flags and levels; the
+liquidation EMAs are skipped while all are zero. Each is compared here with the reference on
+inputs chosen to hit every branch: zeros of both signs, values beyond every field's range,
+tiny and huge magnitudes, deadlines crossed.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import struct
 from collections.abc import Callable
 from functools import partial
 
+import attrs
 import pytest
 
 import engine_core as ec
 from engine_core import features
 from engine_core.config import FeatureConfig
-from engine_core.evidence import pack_evidence, pack_tick_evidence
+from engine_core.evidence import pack_evidence, pack_tick_evidence, quantize_levels
 from engine_core.feature_types import EmaWeights, FeatureFrame, FeatureParams, FeatureState
 from engine_core.states import Quality
 
@@ -53,6 +56,12 @@ def _reference(tick_id: int, f: FeatureFrame) -> bytes:
                          f.oi_velocity)
 
 
+def _tick(tick_id: int, frames: list[FeatureFrame]) -> bytes:
+    levels = [quantize_levels(f.price, f.mark, f.index_price, f.oi, f.funding_per_hour)
+              for f in frames]
+    return pack_tick_evidence(tick_id, frames, levels)
+
+
 def _outcome(fn: Callable[[], bytes]) -> bytes | type[BaseException]:
     try:
         return fn()
@@ -69,7 +78,7 @@ def test_tick_evidence_equals_one_pack_per_token(seed: int) -> None:
         ref = [_outcome(partial(_reference, 7_000_000_000, f)) for f in frames]
         want = next((r for r in ref if not isinstance(r, bytes)),
                     b"".join(r for r in ref if isinstance(r, bytes)))
-        assert _outcome(partial(pack_tick_evidence, 7_000_000_000, frames)) == want
+        assert _outcome(partial(_tick, 7_000_000_000, frames)) == want
         packed += isinstance(want, bytes) and len(frames) > 0
         refused += not isinstance(want, bytes)
     assert packed > 100 and refused > 10  # both kinds of case were compared
@@ -81,7 +90,7 @@ def test_tick_evidence_rejects_what_the_reference_rejects() -> None:
     with pytest.raises(ValueError):
         _reference(1, f)
     with pytest.raises(ValueError):
-        pack_tick_evidence(1, [f])
+        _tick(1, [f])
 
 
 # --- features.extract_quiet: an empty tick that takes over last tick's values -----------------
@@ -207,3 +216,28 @@ def test_liquidation_values_without_liquidations_are_the_formulas_at_zero() -> N
         zero_ticks += st.liq_long == st.liq_short == liq_l == liq_s == 0.0
         st = new
     assert 100 < zero_ticks < 590  # both paths were compared
+
+
+def test_step_reuses_quantized_levels_only_as_the_same_bytes() -> None:
+    """`step` keeps each token's quantized price/OI/funding levels while their floats are
+    equal; stepping with that memory and with it dropped every tick gives the same bytes."""
+    rng = random.Random(11)
+    cfg = ec.Config()
+    q = ec.CanonicalEngine([_SYM])
+    kept = dropped = ec.initial_state(cfg, [_SYM])
+    reused = 0
+    price = 100.0
+    for k in range(800):
+        tick = T0 + k
+        if rng.random() < (0.6 if k < 20 else 0.15):
+            for e in _events(rng, tick, price):
+                assert q.ingest(e) is None, e
+            price *= 1.0 + rng.uniform(-0.002, 0.002)
+        batches = q.flush(tick)
+        before = kept.levels
+        kept, recs_a, alerts_a = ec.step(kept, batches, tick)
+        dropped, recs_b, alerts_b = ec.step(attrs.evolve(dropped, levels=()), batches, tick)
+        assert (recs_a.data, recs_a.evidence, alerts_a) == (recs_b.data, recs_b.evidence,
+                                                            alerts_b), k
+        reused += bool(before) and kept.levels[0] is before[0]
+    assert 300 < reused < 800  # taken over on quiet ticks, recomputed when values moved
