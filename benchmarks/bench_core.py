@@ -10,6 +10,11 @@ CanonicalEngine (timed separately), then each tick is flushed and stepped. Targe
 Quiet markets (issue 9): the cost of one token-tick (one token stepped through one tick) on
 empty batches and on sparse ones (one trade per token every 20 ticks), printed in microseconds
 next to the target of half the figure measured before that issue's speed-up.
+Where a quiet token-tick goes (profiled at e9baab9 with cProfile, per-stage timers and bytecode
+counts; config v2 had raised it from ~2,040 to ~2,710 bytecodes, +33 %): feature extraction
+~34 % (v2: +59 %), the rules (tier, trigger cost, scores, FSM) ~26 %, quantizing and packing
+the token record plus its Record object ~25 %, the evidence record ~11 % (new in v2), flush,
+alerts and glue the rest. The rules and the Record objects are beyond the speed-ups here.
     --quiet-only   skip the dense run
     --compare REF  also time the quiet runs (and, without --quiet-only, the dense one) on
                    engine_core as of git commit REF, alternating old and new in subprocesses
