@@ -360,18 +360,18 @@ def extract_quiet(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: 
             ev_flags |= _E_HALTED
         if delisted:
             ev_flags |= _E_DELISTED
-        # Every flag above is a step in `tick` at one of these deadlines: until the next one
-        # (and while nothing arrives) the block's results hold; kept for the next empty tick.
-        until = _FAR
-        for due in (seen + stale_book_ticks if has_book else _FAR, mark_ref + stale_mark_ticks,
-                    oi_ref + stale_oi_ticks, trade_gap_tick + hold, liq_gap_tick + hold,
-                    reconnect_tick + hold, rest_tick + hold, liq_sat_tick + hold,
-                    since + warmup_ticks):
-            if tick < due < until:
-                until = due
         price = price if price > 0.0 else 0.0
-        quiet = None if events else (p, tick, until, flags, ev_flags, premium_pct, mark_vs_mid,
-                                     per_hour, price)
+        if events:
+            quiet = None
+        else:  # every flag above is a step in `tick` at one of these deadlines: until the
+            until = _FAR  # next one (while nothing arrives) the block's results hold
+            for due in (seen + stale_book_ticks if has_book else _FAR,
+                        mark_ref + stale_mark_ticks, oi_ref + stale_oi_ticks,
+                        trade_gap_tick + hold, liq_gap_tick + hold, reconnect_tick + hold,
+                        rest_tick + hold, liq_sat_tick + hold, since + warmup_ticks):
+                if tick < due < until:
+                    until = due
+            quiet = (p, tick, until, flags, ev_flags, premium_pct, mark_vs_mid, per_hour, price)
     if mv_hat <= 0.0:
         ev_flags |= _E_NO_SIGMA
 
