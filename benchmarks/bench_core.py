@@ -10,7 +10,14 @@ CanonicalEngine (timed separately), then each tick is flushed and stepped. Targe
 Quiet markets (issue 9): the cost of one token-tick (one token stepped through one tick) on
 empty batches and on sparse ones (one trade per token every 20 ticks), printed in microseconds
 next to the target of half the figure measured before that issue's speed-up.
+Where a quiet token-tick goes (profiled at e9baab9 with cProfile, per-stage timers and bytecode
+counts; config v2 had raised it from ~2,040 to ~2,710 bytecodes, +33 %): feature extraction
+~34 % (v2: +59 %), the rules (tier, trigger cost, scores, FSM) ~26 %, quantizing and packing
+the token record plus its Record object ~25 %, the evidence record ~11 % (new in v2), flush,
+alerts and glue the rest. The rules and the Record objects are beyond the speed-ups here.
     --quiet-only   skip the dense run
+    --profile      also split a quiet token-tick into its stages (flush, extract, each rule,
+                   and the rest of step: records, evidence, alerts)
     --compare REF  also time the quiet runs (and, without --quiet-only, the dense one) on
                    engine_core as of git commit REF, alternating old and new in subprocesses
                    (best of 5 each), and print the ratios
@@ -43,6 +50,8 @@ def main() -> None:
     ap.add_argument("--quiet-tokens", type=int, default=100)
     ap.add_argument("--quiet-ticks", type=int, default=2000)
     ap.add_argument("--quiet-only", action="store_true")
+    ap.add_argument("--profile", action="store_true",
+                    help="also split the quiet token-tick into its stages")
     ap.add_argument("--compare", metavar="REF", default="")
     ap.add_argument("--quiet-json", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--dense-json", action="store_true", help=argparse.SUPPRESS)
@@ -60,6 +69,8 @@ def main() -> None:
         compare(args.compare, args.quiet_tokens, args.quiet_ticks, dense_args)
     else:
         quiet(args.quiet_tokens, args.quiet_ticks)
+    if args.profile:
+        profile(args.quiet_tokens, min(args.quiet_ticks, 500))
     if not args.quiet_only:
         dense(args)
 
@@ -106,32 +117,42 @@ def compare(ref: str, n_tokens: int, n_ticks: int, dense_args: list[str]) -> Non
               f"{b / n:4.2f}x faster  (target >= 2x)  {'OK' if b >= 2 * n else 'BELOW TARGET'}")
 
 
+def _quiet_market(symbols: list[str]) -> tuple[ec.EngineState, ec.CanonicalEngine, int]:
+    """A fresh session in which every token has a book, a mark and open interest."""
+    state = ec.initial_state(ec.Config(), symbols)
+    q = ec.CanonicalEngine(symbols)
+    first = 7_000_000_000
+    for i, sym in enumerate(symbols):
+        ts = first * 250 - 200
+        p = 100.0 + i
+        q.ingest(ec.BookTickerReceived(symbol=sym, exchange_ts=ts, bid=p, bid_qty=5.0,
+                                       ask=p + 0.01, ask_qty=5.0, update_id=1))
+        q.ingest(ec.MarkPriceReceived(symbol=sym, exchange_ts=ts, mark_price=p,
+                                      index_price=p, funding_rate=0.0001))
+        q.ingest(ec.OpenInterestReceived(symbol=sym, exchange_ts=ts, open_interest=1e6))
+    return state, q, first
+
+
+def _trades(q: ec.CanonicalEngine, symbols: list[str], t: int, every: int) -> None:
+    """One trade per token every `every` ticks (none when 0)."""
+    if every:
+        for i, sym in enumerate(symbols):
+            if (t + i) % every == 0:
+                q.ingest(ec.TradeReceived(symbol=sym, exchange_ts=t * 250 - 100, trade_id=t,
+                                          price=100.0 + i, qty=1.0,
+                                          buyer_is_maker=bool((t // every) % 2)))
+
+
 def quiet(n_tokens: int, n_ticks: int, show: bool = True) -> dict[str, float]:
     """Time `flush + step` per token-tick on empty and on sparse batches."""
     result: dict[str, float] = {}
     symbols = sorted(f"Q{i:03d}USDT" for i in range(n_tokens))
-    cfg = ec.Config()
     for mode, every in (("empty", 0), ("sparse", 20)):
-        state = ec.initial_state(cfg, symbols)
-        q = ec.CanonicalEngine(symbols)
-        first = 7_000_000_000
+        state, q, first = _quiet_market(symbols)
         gc.collect()
         spent = 0.0
-        for i, sym in enumerate(symbols):  # every token has a book, a mark and open interest
-            ts = first * 250 - 200
-            p = 100.0 + i
-            q.ingest(ec.BookTickerReceived(symbol=sym, exchange_ts=ts, bid=p, bid_qty=5.0,
-                                           ask=p + 0.01, ask_qty=5.0, update_id=1))
-            q.ingest(ec.MarkPriceReceived(symbol=sym, exchange_ts=ts, mark_price=p,
-                                          index_price=p, funding_rate=0.0001))
-            q.ingest(ec.OpenInterestReceived(symbol=sym, exchange_ts=ts, open_interest=1e6))
         for t in range(first, first + n_ticks):
-            if every:
-                for i, sym in enumerate(symbols):
-                    if (t + i) % every == 0:  # one trade per token every `every` ticks
-                        q.ingest(ec.TradeReceived(symbol=sym, exchange_ts=t * 250 - 100,
-                                                  trade_id=t, price=100.0 + i, qty=1.0,
-                                                  buyer_is_maker=bool((t // every) % 2)))
+            _trades(q, symbols, t, every)
             t0 = time.perf_counter()
             state, _recs, _alerts = ec.step(state, q.flush(t), t)
             spent += time.perf_counter() - t0
@@ -145,6 +166,88 @@ def quiet(n_tokens: int, n_ticks: int, show: bool = True) -> dict[str, float]:
         ok = "" if not before else ("OK" if us <= before / 2 else "ABOVE TARGET")
         print(f"token-tick {mode:6s} {us:8.2f} us   {target}  {ok}")
     return result
+
+
+def profile(n_tokens: int, n_ticks: int) -> None:
+    """Split a quiet token-tick into stages: each stage timed over all tokens of a tick.
+
+    The stages are the core's own functions called the way `step` calls them, with the
+    garbage collector off (the stage loops' own allocations would otherwise trigger passes
+    inside `step`); what `step` spends beyond them is the token and evidence records, the
+    alert engine and the glue. The collector's share of a plain run is printed apart.
+    """
+    from engine_core import features, structural, tier, trigger_cost
+
+    symbols = sorted(f"Q{i:03d}USDT" for i in range(n_tokens))
+    for mode, every in (("empty", 0), ("sparse", 20)):
+        collector = _collector_share(symbols, n_ticks, every)
+        state, q, first = _quiet_market(symbols)
+        spent: dict[str, float] = defaultdict(float)
+        clock = time.perf_counter
+        gc.collect()
+        gc.disable()
+        for t in range(first, first + n_ticks):
+            _trades(q, symbols, t, every)
+            t0 = clock()
+            batches = q.flush(t)
+            t1 = clock()
+            if t > first:
+                p, cfg = state.params, state.config
+                w = state.weights.advance(p.features)
+                fr = [features.extract_quiet(ts.features, b, p.features, w, ts.quiet)[1]
+                      for ts, b in zip(state.tokens, batches, strict=True)]
+                t2 = clock()
+                tc = [tier.update(ts.tier, f, cfg.tier)
+                      for ts, f in zip(state.tokens, fr, strict=True)]
+                t3 = clock()
+                co = [trigger_cost.compute_with(f, c.tier, p.cost)
+                      for f, c in zip(fr, tc, strict=True)]
+                t4 = clock()
+                sc = [structural.scores_with(f, c.tier, x.cost, p.scores)
+                      for f, c, x in zip(fr, tc, co, strict=True)]
+                t5 = clock()
+                for ts, f, s in zip(state.tokens, fr, sc, strict=True):
+                    structural.update(ts.fsm, s, f.quality, cfg.structural, p.structural)
+                t6 = clock()
+                for k, v in (("extract", t2 - t1), ("tier", t3 - t2), ("cost", t4 - t3),
+                             ("scores", t5 - t4), ("fsm", t6 - t5)):
+                    spent[k] += v
+            t7 = clock()
+            state, _recs, _alerts = ec.step(state, batches, t)
+            if t > first:
+                spent["flush"] += t1 - t0
+                spent["step"] += clock() - t7
+        gc.enable()
+        us = {k: v / (n_tokens * (n_ticks - 1)) * 1e6 for k, v in spent.items()}
+        rules = us["tier"] + us["cost"] + us["scores"] + us["fsm"]
+        rest = us["step"] - us["extract"] - rules
+        print(f"token-tick {mode:6s} split (us): flush {us['flush']:.2f} | extract "
+              f"{us['extract']:.2f} | rules {rules:.2f} (tier {us['tier']:.2f}, cost "
+              f"{us['cost']:.2f}, scores {us['scores']:.2f}, fsm {us['fsm']:.2f}) | rest of step "
+              f"(records, evidence, alerts) {rest:.2f} | flush + step "
+              f"{us['flush'] + us['step']:.2f} (collector off; on, it adds {collector:.2f})")
+
+
+def _collector_share(symbols: list[str], n_ticks: int, every: int) -> float:
+    """Microseconds per token-tick the garbage collector spends in a plain quiet run."""
+    state, q, first = _quiet_market(symbols)
+    spent, started = [0.0], [0.0]
+
+    def on_gc(phase: str, _info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            spent[0] += time.perf_counter() - started[0]
+
+    gc.collect()
+    gc.callbacks.append(on_gc)
+    try:
+        for t in range(first, first + n_ticks):
+            _trades(q, symbols, t, every)
+            state, _recs, _alerts = ec.step(state, q.flush(t), t)
+    finally:
+        gc.callbacks.remove(on_gc)
+    return spent[0] / (len(symbols) * n_ticks) * 1e6
 
 
 def dense(args: argparse.Namespace, show: bool = True) -> float:

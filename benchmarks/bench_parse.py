@@ -3,6 +3,8 @@
 Run: `.venv/bin/python benchmarks/bench_parse.py [--n N]`. Prints one line per measurement with
 the figure next to its target (a benchmark, not a pass/fail test: it always exits 0). Each
 figure is the best of five runs on one core, so that noise from other processes counts least.
+It also compares `decode_event` with a prototype decoding in msgspec's lax mode
+(`strict=False`: string numbers become floats in C), for the same events (asserted).
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
+
+from engine_adapters.binance.frame_builders import _new_book, _new_trade, decode_event
 from engine_adapters.binance.messages import FrameParser
 from engine_adapters.capture import CaptureWriter, iter_capture
+from engine_core.events import MarketEvent
 
 #: Real frames (fixtures/binance/ws/combined_*.json), the symbol universe they belong to.
 AGG_TRADE = (
@@ -64,6 +70,70 @@ def bench_frames(n: int) -> list[tuple[str, float, float]]:
     return out
 
 
+# --- a prototype for the measured comparison issue 9 asks for: msgspec's lax mode ----------
+# (strict=False) converts Binance's string numbers to floats in C, so no str object and no
+# Python `float()` per price. Not used by the engine: `decode_event` is compared with it on
+# the same frames, which must give equal events.
+
+
+class _LaxAggTrade(msgspec.Struct, tag_field="e", tag="aggTrade", gc=False):
+    s: str
+    a: int
+    p: float
+    q: float
+    T: int
+    m: bool
+
+
+class _LaxBook(msgspec.Struct, tag_field="e", tag="bookTicker", gc=False):
+    s: str
+    u: int
+    b: float
+    B: float
+    a: float
+    A: float
+    T: int | None = None
+    E: int | None = None
+
+
+class _LaxFrame(msgspec.Struct, gc=False):
+    stream: str
+    data: _LaxAggTrade | _LaxBook
+
+
+_decode_lax = msgspec.json.Decoder(_LaxFrame, strict=False).decode
+
+
+def lax_event(text: str | bytes, universe: frozenset[str]) -> MarketEvent | None:
+    """`decode_event` for aggTrade and bookTicker frames, numbers converted by msgspec."""
+    try:
+        d = _decode_lax(text).data
+    except (msgspec.DecodeError, ValueError):
+        return None
+    if d.s not in universe:
+        return None
+    if isinstance(d, _LaxAggTrade):
+        return _new_trade(d.s, d.T, d.p, d.q, d.m, d.a)
+    t = d.T if d.T is not None else d.E
+    return None if t is None else _new_book(d.s, t, d.b, d.B, d.a, d.A, d.u)
+
+
+def bench_lax(n: int) -> list[tuple[str, float, float]]:
+    """`decode_event` (the typed fast path `Ingest` calls) against the lax prototype."""
+    universe = frozenset(SYMBOLS)
+    out: list[tuple[str, float, float]] = []
+    for name, frame in (("aggTrade", AGG_TRADE), ("bookTicker", BOOK_TICKER)):
+        want = decode_event(frame, universe)
+        assert want is not None and lax_event(frame, universe) == want, name
+        for label, fn in (("decode_event  ", decode_event), ("lax prototype ", lax_event)):
+            def run(frame: str = frame, fn: Callable[..., object] = fn) -> None:
+                for _ in range(n):
+                    fn(frame, universe)
+
+            out.append((f"{label}{name} frames/s", best_rate(n, run), 0.0))
+    return out
+
+
 def bench_capture(n: int) -> list[tuple[str, float, float]]:
     out: list[tuple[str, float, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200_000, help="items per run (default 200000)")
     args = ap.parse_args(argv)
-    for label, rate, target in bench_frames(args.n) + bench_capture(args.n):
+    for label, rate, target in bench_frames(args.n) + bench_lax(args.n) + bench_capture(args.n):
         verdict = "(no target)" if not target else ("OK" if rate >= target else "MISSED")
         tgt = f"target >= {target:>11,.0f}" if target else " " * 22
         print(f"{label:<40} {rate:>11,.0f}   {tgt}   {verdict}")

@@ -20,9 +20,10 @@ URL with the token replaced by `<token>`.
 
 The text of an alert is made by ONE function per service (`telegram_payload`,
 `discord_payload`, `slack_payload`), from the alert's fields and, when given, its evidence
-(`engine_adapters.evidence_text.AlertEvidence`): the evidence sentence ("OI −4.1 % in
-60 s, $3.2 M of longs liquidated, price −2.3 % = 4.1σ") follows the message, and the
-price, move, OI change, liquidations and funding per hour are facts beside state and tier.
+(`engine_adapters.evidence_text.AlertEvidence`): the evidence sentence ("OI −4.1 % vs 60 s
+avg, $3.2 M of longs liquidated (10 s decaying sum), price −2.3 % vs 60 s avg = 4.1σ")
+follows the message, and the price, move, OI change, liquidations and funding per hour are
+facts beside state and tier, each fact's name carrying its own window ("Move vs 60 s avg").
 
 Config, in the app's TOML beside `[[sinks.webhook]]` (read by `chat_sinks_from_toml`):
 

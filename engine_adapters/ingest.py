@@ -169,43 +169,48 @@ class Ingest:
         """
         if self.last_message_tick is None or tick > self.last_message_tick:
             self.last_message_tick = tick
-        st = self.stats
+        st, pend, stepped, ingest = self.stats, self._pending, self._stepped, self.queue.ingest
         event, universe, fast_len, keep = self._event, self._universe, self._fast_len, self._keep
-        ingest = self.queue.ingest
-        by_source = self.events_by_source
-        pend = self._pending
-        stepped = self._stepped
         # stable for the whole tick: `_stepped` moves only in `flush`, and `_pending` gains
         # entries only when this is False
         now = not (stepped is None or tick > stepped + 1 or pend)
         late = now and stepped is not None and tick <= stepped
+        # plain frames are counted in locals, added to `stats` at the end (`_take` counts there)
+        n_frames, received, duplicates = st.frames, 0, 0
+        types: list[type] = []  # of the accepted events, for `events_by_source`
         line_no = first_line
         for f in frames:
-            recv, text = f.recv_ms, f.raw
-            st.frames += 1
+            n_frames += 1
+            text = f.raw
             ev = event(text, universe) if len(text) <= fast_len else None
             if ev is None:  # not a plain one-event frame, or something to report: `ws`'s path
-                self._take(recv, self.frames.parse_untyped(text), text, "ws", line_no)
+                st.frames = n_frames
+                self._take(f.recv_ms, self.frames.parse_untyped(text), text, "ws", line_no)
             else:
-                st.events_received += 1
-                if not st.frames & 63:
-                    self.latency.add(ev.exchange_ts, recv)
+                received += 1
+                if not n_frames & 63:
+                    self.latency.add(ev.exchange_ts, f.recv_ms)
                 if not keep(ev):
-                    st.duplicates += 1
+                    duplicates += 1
                 elif not now:
-                    pend.append((tick, ev, recv, "ws", text, line_no))
+                    pend.append((tick, ev, f.recv_ms, "ws", text, line_no))
                 else:
-                    if late:
-                        st.late_events += 1
                     rejection = ingest(ev)
                     if rejection is None:
-                        st.events_accepted += 1
-                        by_source[type(ev)] += 1
+                        types.append(type(ev))
                     else:
                         st.rejected += 1
-                        self._quarantine(recv, "ws", rejection.reason, rejection.field,
+                        self._quarantine(f.recv_ms, "ws", rejection.reason, rejection.field,
                                          line_no, text)
             line_no += 1
+        st.frames = n_frames
+        st.events_received += received
+        st.duplicates += duplicates
+        if types:
+            st.events_accepted += len(types)
+            self.events_by_source.update(types)
+        if late:  # every kept plain frame of a stepped tick went to the core: each is late
+            st.late_events += received - duplicates
 
     def rest(self, recv_ms: int, path: str, query: str, status: int, body: str | bytes,
              *, line_no: int | None = None) -> None:
@@ -315,9 +320,7 @@ class Ingest:
         if not st.frames & 63 and source == "ws":
             self.latency.add(events[0].exchange_ts, recv_ms)
         stepped = self._stepped
-        # the common case: the message belongs to the tick being filled (or is late for an
-        # already stepped one), so its events go into the core's queue at once
-        if stepped is None or t > stepped + 1 or self._pending:
+        if stepped is None or t > stepped + 1 or self._pending:  # waits for its tick
             for ev in events:
                 st.events_received += 1
                 if self.dedup.keep(ev):
@@ -326,20 +329,17 @@ class Ingest:
                     st.duplicates += 1
             return
         late = t <= stepped
-        keep = self.dedup.keep
-        ingest = self.queue.ingest
-        by_source = self.events_by_source
         for ev in events:
             st.events_received += 1
-            if not keep(ev):
+            if not self._keep(ev):
                 st.duplicates += 1
                 continue
             if late:
                 st.late_events += 1
-            rejection = ingest(ev)
+            rejection = self.queue.ingest(ev)
             if rejection is None:
                 st.events_accepted += 1
-                by_source[type(ev)] += 1
+                self.events_by_source[type(ev)] += 1
             else:
                 st.rejected += 1
                 self._quarantine(recv_ms, source, rejection.reason, rejection.field,

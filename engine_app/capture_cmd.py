@@ -24,13 +24,8 @@ from engine_adapters.binance.rest_client import RestClient
 from engine_adapters.binance.ws_client import HealthNotice, WsFeed
 from engine_adapters.bus.port import CaptureLineSink, TeeSink
 from engine_adapters.capture import CaptureWriter
-from engine_app.live import (
-    LiveOptions,
-    market_streams,
-    open_recording,
-    poll_recording,
-    resolve_symbols,
-)
+from engine_app.live import LiveOptions, market_streams, resolve_symbols
+from engine_app.live_recording import open_recording, poll_recording
 
 
 async def capture(opts: LiveOptions, out: Path | None, *, say: Callable[[str], None] = print,

@@ -74,7 +74,7 @@ class Output:
             quarantined=s.counts.rejected, duplicates=s.counts.duplicates, gaps=m.gaps,
             rest_weight_used=None if rest is None else rest.budget.used)
         self.view.update(s.symbols, s.last_records, s.recent_alerts, health, self.title,
-                         evidence=s.evidence.all_tokens())
+                         config=s.cfg)  # market columns: the core's evidence records
 
     async def around(self, body: Callable[[], Awaitable[Session]]) -> Session:
         for w in self.webhooks:
@@ -133,7 +133,7 @@ def _prefix(text: str) -> str:
 
 def _check_recording(out: Path, flag: str) -> None:
     """A file name must be new; a folder may exist (hour files are never overwritten)."""
-    from engine_app.live import SINGLE_FILE_SUFFIXES
+    from engine_app.live_recording import SINGLE_FILE_SUFFIXES
 
     if out.name.endswith(SINGLE_FILE_SUFFIXES):
         if out.exists():

@@ -1,8 +1,9 @@
 """The shell's own market facts per token, from the events the engine accepted.
 
-Alerts state the core's evidence records (`Session._alert_evidence`, `evidence_from_record`);
-this tracker is the fallback where a core gives no evidence bytes, and feeds the live view's
-market columns.
+Alerts state the core's evidence records (`Session._alert_evidence`, `evidence_from_record`),
+and so does the live view (`engine_app.view.record_evidence`); this tracker is the fallback
+where a core gives no evidence bytes. Its figures are plain changes over one window (basis
+"change" in `AlertEvidence`), not the core's averages.
 
 `EvidenceTracker.add_tick(tick_id, batches)` follows, per token, the latest book mid (the
 last trade, then the mark, where there is no book), mark, index, open interest and funding
@@ -118,7 +119,8 @@ class EvidenceTracker:
         doi = (oi1 / oi0 - 1) * 100 if oi0 == oi0 and oi1 == oi1 and oi0 > 0 else None
         fph = t.funding / self._interval[token_id] if t.funding == t.funding else None
         return AlertEvidence(price=_known(p1), move_pct=move, oi_change_pct=doi,
-                             window_s=window or None, liq_long_usd=ll1 - ll0,
+                             move_window_s=window or None, oi_window_s=window or None,
+                             liq_window_s=window or None, liq_long_usd=ll1 - ll0,
                              liq_short_usd=ls1 - ls0, funding_per_hour=fph, oi=_known(oi1),
                              mark=_known(t.mark), index=_known(t.index))
 

@@ -2,10 +2,12 @@
 
 Wiring only (STYLE rule 7): the transport adapters deliver raw frames, REST bodies and health
 notices; each goes to the session's `Ingest` (parse, dedup, tick assignment, quarantine) and, with
-`--capture`, to a capture file with the same receive time, so that `run` of that capture
-replays this very session. The clock steps every tick in order; a late tick is stepped with
-CATCH_UP, a tick that started more than `overload_lag_ms` late with OVERLOAD, both visible in
-the records' flags. aggTrade id gaps go to one bounded backfill (binance/backfill.py:
+`--capture`, to a capture file with the same receive time (moved into the tick being filled
+if it falls in one already stepped), so that `run` of that capture replays this very session:
+live steps from the first message's tick to the newest's, with events or not, as `run` does.
+The clock steps every tick in order; a late tick is stepped with CATCH_UP, a tick that
+started more than `overload_lag_ms` late with OVERLOAD, both visible in the records' flags.
+aggTrade id gaps go to one bounded backfill (binance/backfill.py:
 coalesced per symbol, a bounded queue, within the weight the pollers leave); what it gives up
 is recorded as TRADE_GAP with the number of trades still missing (captured, so replayable).
 The universe is `--symbols`, `--top N` or `--top all` (binance/universe.py), the OI and
@@ -40,12 +42,17 @@ from engine_adapters.binance.universe import (
     resolve_universe,
 )
 from engine_adapters.binance.ws_client import HealthNotice, WsClientConfig, WsFeed
-from engine_adapters.capture import CaptureWriter
 from engine_adapters.clock import RealClock
-from engine_adapters.recorder import Recorder
 from engine_app.bootstrap import open_session
 from engine_app.datadir import ENGINE_VERSION, DataDir
 from engine_app.live_history import read_history
+from engine_app.live_recording import (
+    Recording,
+    RecordingThread,
+    poll_recording,
+    wall_ms,
+)
+from engine_app.live_recording import open_recording as open_recording  # re-exported
 from engine_app.metrics import Metrics, serve_metrics
 from engine_app.session import AlertSink, Session, tune_gc
 
@@ -104,34 +111,6 @@ def market_streams(symbols: Sequence[str], opts: LiveOptions) -> tuple[str, ...]
     return plan_market(symbols, ws=opts.ws_config, rest=opts.rest_config).streams
 
 
-#: What `capture --out` / `live --capture` write: hour files, or one file for a file name.
-Recording = Recorder | CaptureWriter
-#: File names that mean "one capture file" rather than "a folder of hour files".
-SINGLE_FILE_SUFFIXES = (".jsonl", ".jsonl.gz")
-
-
-def wall_ms() -> int:
-    """The wall clock in epoch ms: the receive times of frames and the recorder's hours."""
-    return time.time_ns() // 1_000_000
-
-
-def open_recording(out: Path, prefix: str = "capture", *,
-                   clock_ms: Callable[[], int] = wall_ms) -> Recording:
-    """A folder `out` -> crash-safe hour files `out/PREFIX-YYYYMMDDTHH[-N].jsonl.gz`;
-    a name ending in .jsonl or .jsonl.gz -> that one file (no rotation; for short runs)."""
-    if out.name.endswith(SINGLE_FILE_SUFFIXES):
-        return CaptureWriter(out)
-    return Recorder(out, prefix, clock_ms=clock_ms)
-
-
-def poll_recording(rec: Recording) -> None:
-    """The timer hook: flush what is due (and end a finished hour of a Recorder)."""
-    if isinstance(rec, Recorder):
-        rec.poll()
-    else:
-        rec.flush()
-
-
 class LiveRunner:
     """Owns the transport tasks and the tick loop of one live session."""
 
@@ -144,7 +123,7 @@ class LiveRunner:
         self.say = say
         self.metrics = Metrics()
         self.session: Session | None = None
-        self.capture: Recording | None = None
+        self.capture: Recording | RecordingThread | None = None
         self.feed: WsFeed | None = None
         self.rest: RestClient | None = None
         self.clock = RealClock()
@@ -155,6 +134,13 @@ class LiveRunner:
         self.backfill: BackfillRunner | None = None
         #: Where /metrics and /health are served (set once the server is up).
         self.metrics_url: str | None = None
+        #: Receive times of the first and newest message taken (events or not): `run` of the
+        #: capture steps from the first line's tick to the tick before the newest line's
+        #: whether a line carries events or not, so live steps that span too (`_took`).
+        self.first_recv_ms: int | None = None
+        self.last_recv_ms: int | None = None
+        #: (recv_ms, text) of the frames received since the last `take_frames`.
+        self._frames: list[tuple[int, str]] = []
 
     def stop(self) -> None:
         """Finish the current tick, then shut down cleanly (SIGINT/SIGTERM land here)."""
@@ -162,16 +148,57 @@ class LiveRunner:
         self.clock.stop()
 
     # ---------------------------------------------------------------- transport callbacks
-    def _frame(self, recv_ms: int, _conn: str, text: str) -> None:
-        if self.capture is not None:
-            self.capture.write_ws(recv_ms, text)
+    def _took(self, recv_ms: int) -> int:
+        """The receive time a message is captured and ingested with, noted for the span.
+
+        Never in a tick already stepped: such a message (a receive time stamped before an
+        await, a wall clock stepped back) goes into the tick being filled in `Ingest`, and is
+        recorded there too, so `run` of the capture puts it in that tick as well.
+        """
         assert self.session is not None
-        self.session.ingest.ws(recv_ms, text)
+        stepped = self.session.ingest.last_stepped
+        if stepped is not None and recv_ms < stepped * ec.TICK_MS:
+            recv_ms = stepped * ec.TICK_MS  # the first ms of tick `stepped + 1`
+        if self.first_recv_ms is None:
+            self.first_recv_ms = recv_ms
+        if self.last_recv_ms is None or recv_ms > self.last_recv_ms:
+            self.last_recv_ms = recv_ms
+        return recv_ms
+
+    def _frame(self, recv_ms: int, _conn: str, text: str) -> None:
+        """A WebSocket frame: stamped and kept for `take_frames` (short reader stretches)."""
+        self._frames.append((self._took(recv_ms), text))
         self.metrics.frames += 1
+
+    def take_frames(self) -> int:
+        """Record and ingest the frames kept since the last call, in arrival order.
+
+        Called before each step and before any other message (REST, health, a give-up) is
+        recorded or ingested: capture and ingest see every message in arrival order, and no
+        tick is stepped between a frame's arrival and its ingest (so its tick is unchanged).
+        """
+        frames = self._frames
+        if not frames:
+            return 0
+        self._frames = []
+        assert self.session is not None
+        cap = self.capture
+        if isinstance(cap, RecordingThread):
+            cap.write_ws_many(frames)  # encoded and compressed off the loop, in this order
+        elif cap is not None:
+            write = cap.write_ws
+            for recv_ms, text in frames:
+                write(recv_ms, text)
+        ws = self.session.ingest.ws
+        for recv_ms, text in frames:
+            ws(recv_ms, text)
+        return len(frames)
 
     def _rest(self, recv_ms: int, path: str, query: str, status: int, body: str) -> None:
         if self.session is None or path == PATH_EXCHANGE_INFO:
             return  # start-up requests and the hourly universe refresh are not market data
+        self.take_frames()
+        recv_ms = self._took(recv_ms)
         if self.capture is not None:
             self.capture.write_rest(recv_ms, path, query, status, body)
         self.session.ingest.rest(recv_ms, path, query, status, body)
@@ -183,6 +210,8 @@ class LiveRunner:
                      gap: IdGap | None = None) -> None:
         if self.session is None or symbol not in self.session.symbols:
             return
+        self.take_frames()
+        at_ms = self._took(at_ms)
         if self.capture is not None:
             self.capture.write_health(at_ms, symbol, kind.name, count,
                                       first=None if gap is None else gap.first,
@@ -201,6 +230,7 @@ class LiveRunner:
         captured (so `run` of the capture closes the same gap) and counted."""
         if self.session is None:
             return
+        self.take_frames()  # trades received meanwhile may have closed part of the gap
         lost = self.session.ingest.dedup.missing_in(g.gap)
         if lost > 0:
             self.metrics.trades_lost += lost
@@ -266,7 +296,8 @@ class LiveRunner:
             for m in session.recovery_messages:
                 self.say(f"live: {m}")
             if opts.capture is not None:
-                self.capture = open_recording(opts.capture, opts.capture_prefix)
+                self.capture = RecordingThread(open_recording(opts.capture,
+                                                              opts.capture_prefix))
             self.feed = feed = WsFeed(opts.ws_url, market_streams(symbols, opts),
                                       on_frame=self._frame, on_health=self._health,
                                       config=opts.ws_config, seed=opts.seed, universe=symbols)
@@ -299,7 +330,7 @@ class LiveRunner:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 # the tick in progress: its messages are stepped, not dropped
                 with contextlib.suppress(ValueError):
-                    session.drain()
+                    self.finish_ticks(session)
                 if metrics_runner is not None:
                     await metrics_runner.cleanup()
                 session.close()
@@ -307,12 +338,34 @@ class LiveRunner:
                     self.capture.close()
         return session
 
+    def first_tick(self, session: Session) -> int | None:
+        """The tick the session starts at: the first message's, with events or not (`run` of
+        the capture starts at its first line), never one a continued log already holds."""
+        if self.first_recv_ms is None:
+            return None
+        first, nxt = ec.tick_of_recv_ms(self.first_recv_ms), session.next_tick
+        return first if nxt is None else max(first, nxt)
+
+    def finish_ticks(self, session: Session) -> None:
+        """At shutdown, step what `run` of the capture steps at its end: every tick before
+        the newest message's (with events or not), then the newest messages' own."""
+        self.take_frames()  # frames handed in while the transports were being stopped
+        if self.last_recv_ms is not None:
+            end = ec.tick_of_recv_ms(self.last_recv_ms)
+            nxt = self.first_tick(session) if session.state.last_tick is None \
+                else session.next_tick
+            while nxt is not None and nxt < end:
+                session.step_tick(nxt)
+                nxt += 1
+        session.drain()
+
     async def _tick_loop(self, session: Session) -> None:
         """Step every tick in order from the tick of the first message on.
 
-        The session starts at the first message's tick, not at the clock's first tick, and
-        shell conditions (a late or catch-up tick) enter as health notices stamped with the
-        time they were noticed — both exactly as `run` sees them in a capture of this session.
+        The session starts at the first message's tick (`first_tick`: with or without
+        events), not at the clock's first tick, and shell conditions (a late or catch-up
+        tick) enter as health notices stamped with the time they were noticed — both exactly
+        as `run` sees them in a capture of this session.
         """
         opts = self.opts
         deadline = None if opts.duration_s is None else time.monotonic() + opts.duration_s
@@ -320,8 +373,10 @@ class LiveRunner:
         async for tick in self.clock.ticks():
             stop = self._stop.is_set() or (deadline is not None
                                             and time.monotonic() >= deadline)
+            t0, c0 = time.perf_counter(), time.thread_time()
+            self.take_frames()  # everything received up to now, in order, before the step
             if session.state.last_tick is None:  # not started: wait for the first message
-                first = session.pending_tick()
+                first = self.first_tick(session)
                 if first is None or tick.tick_id < first:
                     if stop:
                         break
@@ -334,9 +389,9 @@ class LiveRunner:
                 now = time.time_ns() // 1_000_000
                 for sym in symbols:  # flags the next tick: this one's records are computed
                     self._note_health(now, sym, kind, 1)
-            t0 = time.perf_counter()
             session.step_tick(tick.tick_id)
-            self.metrics.observe_tick(tick.lag_ms, time.perf_counter() - t0)
+            self.metrics.observe_tick(tick.lag_ms, time.perf_counter() - t0,
+                                      time.thread_time() - c0)
             if self.capture is not None:
                 poll_recording(self.capture)
             if self.on_tick is not None:

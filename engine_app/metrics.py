@@ -35,14 +35,19 @@ class Metrics:
         factory=lambda: collections.deque(maxlen=2400))
     step_ms_samples: collections.deque[float] = attrs.field(
         factory=lambda: collections.deque(maxlen=2400))
+    #: CPU time of the loop's thread for the same work (what it costs when the box is busy).
+    step_cpu_ms_samples: collections.deque[float] = attrs.field(
+        factory=lambda: collections.deque(maxlen=2400))
     started_s: float = attrs.field(factory=time.monotonic)
     _rate_mark: tuple[float, int] = (0.0, 0)
     events_per_s: float = 0.0
 
-    def observe_tick(self, lag_ms: int, step_s: float) -> None:
+    def observe_tick(self, lag_ms: int, step_s: float, cpu_s: float | None = None) -> None:
         self.last_lag_ms = lag_ms
         self.lag_samples.append(lag_ms)
         self.step_ms_samples.append(step_s * 1000)
+        if cpu_s is not None:
+            self.step_cpu_ms_samples.append(cpu_s * 1000)
 
     def rate(self, events_total: int) -> float:
         """Events per second since the previous call (at most every second)."""

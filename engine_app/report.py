@@ -1,16 +1,21 @@
 """The researcher's plots: per-symbol timelines of a data dir, as PNG, HTML or a Figure.
 
     top panel        cluster state and event phase as two coloured bands; SYSTEMIC alerts
-    price per symbol when the data dir has DIR/bars: the one-minute close (book mid or mark
-                     where no trade printed), alerts as coloured vertical markers
+    price per symbol the core's evidence price of every tick (DIR/evidence: the mid, mark
+                     without a book; the same number the alerts, the live view and
+                     `export`'s ev_price state), else the one-minute close of DIR/bars;
+                     alerts as coloured vertical markers
     one per symbol   structural state as a step line over coloured bands, tier as a thin band
                      on top, trigger cost (0-100) on a twin axis, alerts as labelled ticks
 
 States are read from the output log (`read_log`), the replay authority: alert markers come
 from the records' alert bits, so a report needs nothing but `log/`; the price panels read the
-bars `run` and `live` write beside it (`engine_app.bars_port`) and are left out without them.
-The HTML page embeds the PNG as base64 and lists the alerts from `alerts.jsonl` (messages
-included) when present.
+evidence records (else the bars) `run` and `live` write beside it and are left out without
+them. The title names the evidence's windows (`windows_line`: move vs its window average, OI
+vs its window average, liquidations a decaying sum of theirs), the same words as the alerts'
+text and the same seconds as `export`'s ev_*_window_s columns. The HTML page embeds the PNG
+as base64 and lists the alerts from `alerts.jsonl` (messages and evidence included) when
+present.
 The figure is built without pyplot on the Agg canvas, so it changes no global backend and
 works in notebooks, threads and headless servers alike. matplotlib is an optional extra.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +34,14 @@ import numpy as np
 
 from engine_adapters.evaluation.bars import MINUTE_MS, dense, load_bars
 from engine_adapters.evaluation.evaluate import profile_line, profile_of
+from engine_adapters.evidence_text import windows_line
 from engine_adapters.storage import StorageError, read_log
 from engine_adapters.storage.alerts_json import read_lines, tick_time
+from engine_adapters.storage.evidence_store import evidence_files
 from engine_adapters.storage.log_reader import log_dir_of, scan_log
+from engine_app.export_columns import evidence_array, evidence_windows
 from engine_core import TICK_MS
+from engine_core.evidence import PRICE_SCALE, EvidenceFlag
 from engine_core.states import AlertKind, ClusterState, EventPhase, StructuralState, Tier
 
 RESEARCH_HINT = "pip install -e .[research]"
@@ -155,17 +165,19 @@ def figure_for(data_dir: Path | str, symbols: Sequence[str] | None = None) -> An
         raise ValueError(f"{path}: the log holds no ticks yet; nothing to plot")
     picked = _pick(arr, all_symbols, symbols)
     n = len(picked)
-    bars = price_bars(path, [all_symbols[t] for t in picked])
+    prices = evidence_prices(path, tuple(picked), arr)
+    bars = price_bars(path, [all_symbols[t] for t in picked if t not in prices])
+    has_price = {t for t in picked if t in prices or all_symbols[t] in bars}
     heights = [0.8]
     for t in picked:
-        heights += [1.4, 2.0] if all_symbols[t] in bars else [2.0]
-    fig = figure_cls(figsize=(14, 1.6 + 2.0 * n + 1.4 * len(bars)), layout="constrained")
+        heights += [1.4, 2.0] if t in has_price else [2.0]
+    fig = figure_cls(figsize=(14, 1.6 + 2.0 * n + 1.4 * len(has_price)), layout="constrained")
     canvas_cls(fig)
     grid = fig.subplots(len(heights), 1, sharex=True, squeeze=False,
                         gridspec_kw={"height_ratios": heights})[:, 0]
     axes, price_axes, k = [grid[0]], {}, 1
     for t in picked:
-        if all_symbols[t] in bars:
+        if t in has_price:
             price_axes[t] = grid[k]
             k += 1
         axes.append(grid[k])
@@ -187,9 +199,12 @@ def figure_for(data_dir: Path | str, symbols: Sequence[str] | None = None) -> An
     ax0.set_ylim(0, 2)
     ax0.set_yticks([0.5, 1.5], ["phase", "cluster"])
     first, last = int(arr["tick_id"].min()), end_tick - 1
+    windows = evidence_windows(path) if prices else None
     ax0.set_title(f"{path.name}: {tick_time(first)} .. {tick_time(last)}  "
                   f"({len(market)} ticks, {len(all_symbols)} symbols)\n"
-                  f"{profile_line(profile_of(path))}", loc="left", fontsize=9)
+                  f"{profile_line(profile_of(path))}"
+                  + ("" if windows is None else f"\nevidence: {windows_line(windows)}"),
+                  loc="left", fontsize=9)
     systemic = np.flatnonzero(market["alerts"] & (1 << (int(AlertKind.SYSTEMIC_ALERT) - 1)))
     for i in systemic:
         ax0.axvline(xm[i], color="black", linewidth=1)
@@ -223,8 +238,13 @@ def figure_for(data_dir: Path | str, symbols: Sequence[str] | None = None) -> An
                 ax.axvline(x_all[i], ymin=0, ymax=0.08, color="black", linewidth=1.2)
                 ax.text(x_all[i], 0.1, " " + "+".join(kinds), fontsize=6.5, rotation=90,
                         va="bottom", ha="center", transform=ax.get_xaxis_transform())
-        if tok in price_axes:
-            _price_panel(price_axes[tok], bars[all_symbols[tok]], rows, x_all, mdates)
+        if tok in prices:
+            ticks, price = prices[tok]
+            _price_panel(price_axes[tok], dates(ticks), price, rows, x_all)
+        elif tok in price_axes:
+            b = bars[all_symbols[tok]]
+            ends = (b["minute_ms"] + MINUTE_MS).astype("datetime64[ms]")
+            _price_panel(price_axes[tok], mdates.date2num(ends), b["close"], rows, x_all)
 
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S"))
     axes[-1].set_xlabel("UTC")
@@ -248,11 +268,30 @@ def price_bars(data_dir: Path, symbols: Sequence[str]) -> dict[str, np.ndarray]:
     return out
 
 
-def _price_panel(ax: Any, bars: np.ndarray, rows: np.ndarray, x_rows: np.ndarray,
-                 mdates: Any) -> None:
-    """The close at each minute's end, and a coloured marker at each of the token's alerts."""
-    ends = (bars["minute_ms"] + MINUTE_MS).astype("datetime64[ms]")
-    ax.plot(mdates.date2num(ends), bars["close"], color="black", linewidth=0.9)
+def evidence_prices(data_dir: Path, tokens: tuple[int, ...], log: np.ndarray
+                    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """token -> (ticks, price) of the core's evidence records (ticks it knew a price in),
+    thinned to about `MAX_POINTS`, every alert tick kept; {} for a dir without evidence."""
+    ev = evidence_array(data_dir, tokens)
+    out: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for t in tokens:
+        e = ev[(ev["token"] == t) & ((ev["flags"] & int(EvidenceFlag.NO_PRICE)) == 0)]
+        if not len(e):
+            continue
+        e = e[np.argsort(e["tick"], kind="stable")]
+        keep = np.zeros(len(e), dtype=bool)
+        keep[::max(1, len(e) // MAX_POINTS)] = True
+        keep[-1] = True
+        alerted = log["tick_id"][(log["token_id"] == t) & (log["alerts"] != 0)]
+        keep |= np.isin(e["tick"], alerted.astype(np.uint64))
+        out[t] = (e["tick"][keep].astype(np.int64), e["price"][keep] / PRICE_SCALE)
+    return out
+
+
+def _price_panel(ax: Any, x: np.ndarray, price: np.ndarray, rows: np.ndarray,
+                 x_rows: np.ndarray) -> None:
+    """The price line, and a coloured marker at each of the token's alerts."""
+    ax.plot(x, price, color="black", linewidth=0.9)
     ax.set_ylabel("price", fontsize=7)
     ax.tick_params(axis="y", labelsize=7)
     ax.grid(True, axis="y", linewidth=0.3)
@@ -282,15 +321,18 @@ def render_report(data_dir: Path | str, out: Path | str,
     return target
 
 
-def _alert_rows(data_dir: Path) -> list[tuple[str, str, str, str]]:
-    """(time, kind, symbol, message) of every alert: alerts.jsonl, else the records' bits."""
+def _alert_rows(data_dir: Path) -> list[tuple[str, str, str, str, str]]:
+    """(time, kind, symbol, message, evidence) of every alert: alerts.jsonl, else the
+    records' bits (no message, no evidence)."""
     path = data_dir / "alerts.jsonl"
     if path.is_file():
-        return [(tick_time(a.tick_id), a.kind.name, a.symbol, a.message)
-                for _, a in read_lines(path)]
+        said = [str(json.loads(line).get("evidence_text", ""))
+                for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return [(tick_time(a.tick_id), a.kind.name, a.symbol, a.message, ev)
+                for (_, a), ev in zip(read_lines(path), said, strict=True)]
     arr = read_log(data_dir)
     syms = log_symbols(data_dir)
-    out: list[tuple[str, str, str, str]] = []
+    out: list[tuple[str, str, str, str, str]] = []
     seen_systemic: set[int] = set()
     for r in arr[arr["alerts"] != 0]:
         tick, mask = int(r["tick_id"]), int(r["alerts"])
@@ -301,9 +343,9 @@ def _alert_rows(data_dir: Path) -> list[tuple[str, str, str, str]]:
                 if tick in seen_systemic:
                     continue
                 seen_systemic.add(tick)
-                out.append((tick_time(tick), k.name, "*", ""))
+                out.append((tick_time(tick), k.name, "*", "", ""))
             else:
-                out.append((tick_time(tick), k.name, syms[int(r["token_id"])], ""))
+                out.append((tick_time(tick), k.name, syms[int(r["token_id"])], "", ""))
     return out
 
 
@@ -311,10 +353,12 @@ def _html(data_dir: Path, png: bytes) -> str:
     try:
         rows = _alert_rows(data_dir)
     except (ValueError, StorageError) as exc:
-        rows = [("", "error", "", f"alerts unreadable: {exc}")]
+        rows = [("", "error", "", f"alerts unreadable: {exc}", "")]
     esc = html.escape
     body = "\n".join(f"<tr><td>{esc(t)}</td><td>{esc(k)}</td><td>{esc(s)}</td>"
-                     f"<td>{esc(m)}</td></tr>" for t, k, s, m in rows)
+                     f"<td>{esc(m)}</td><td>{esc(e)}</td></tr>" for t, k, s, m, e in rows)
+    windows = evidence_windows(data_dir) if evidence_files(data_dir) else None
+    said = "" if windows is None else f"<p>evidence: {esc(windows_line(windows))}</p>\n"
     img = base64.b64encode(png).decode("ascii")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -324,9 +368,9 @@ table{{border-collapse:collapse;font-size:0.85em}} td,th{{border:1px solid #ccc;
 padding:2px 6px;text-align:left}}</style></head><body>
 <h1>engine report: {esc(data_dir.name)}</h1>
 <p><b>{esc(profile_line(profile_of(data_dir)))}</b></p>
-<img alt="timelines" src="data:image/png;base64,{img}">
+{said}<img alt="timelines" src="data:image/png;base64,{img}">
 <h2>Alerts ({len(rows)})</h2>
-<table><tr><th>time (UTC)</th><th>kind</th><th>symbol</th><th>message</th></tr>
+<table><tr><th>time (UTC)</th><th>kind</th><th>symbol</th><th>message</th><th>evidence</th></tr>
 {body}
 </table></body></html>
 """

@@ -5,6 +5,13 @@
 at most `refresh_per_second` times a second. `update` only stores the latest tick's values
 (immutable tuples): the tick loop never waits for the terminal.
 
+The market columns (price, move vs its window average, the move in sigma, OI vs its window
+average, funding per hour, liquidations of the liquidation window) are the core's evidence
+records of the tick (`TickRecords.evidence`), read through `evidence_from_record` with the
+config's windows: the same numbers, with the same windows in the headers, as the alerts'
+text and JSON, `export`'s `ev_*` columns and `report`. Only the rows shown are decoded, on the
+refresh thread.
+
 When stdout is not a terminal (a pipe, `--json`), use `JsonLinesOut` as an alert sink
 instead: one `alert_to_json` object per line, flushed.
 """
@@ -24,10 +31,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from engine_adapters.evidence_text import AlertEvidence, money, price_text
+from engine_adapters.evidence_text import AlertEvidence
 from engine_adapters.storage.alerts_json import alert_to_json, tick_time
+from engine_app.view_market import (
+    market_caption,
+    market_cells,
+    market_headers,
+    min_width,
+    record_evidence,
+)
 from engine_core import TICK_MS
 from engine_core.alerts import Alert
+from engine_core.config import Config
+from engine_core.evidence import EvidenceWindows
 from engine_core.record import Record
 from engine_core.states import ClusterState, EventPhase, Quality, StructuralState, Tier
 
@@ -70,9 +86,13 @@ class IngestHealth:
     rest_weight_used: int | None = None
 
 
+def _rank(r: Record) -> tuple[int, int, int]:
+    return -INTEREST.get(r.fsm, 0), r.trigger_cost, r.token_id
+
+
 def rank_rows(records: Sequence[Record]) -> list[Record]:
     """Most interesting first: highest state, then lowest trigger cost, then token order."""
-    return sorted(records, key=lambda r: (-INTEREST.get(r.fsm, 0), r.trigger_cost, r.token_id))
+    return sorted(records, key=_rank)
 
 
 def _enum_name(enum: type[Tier] | type[StructuralState], value: int) -> str:
@@ -84,20 +104,6 @@ def _enum_name(enum: type[Tier] | type[StructuralState], value: int) -> str:
 
 def _num(v: float | None, fmt: str = "{:,.0f}") -> str:
     return "–" if v is None else fmt.format(v)
-
-
-def _market_cells(ev: AlertEvidence | None, columns: Sequence[str]) -> list[str]:
-    """price, move %, OI change %, funding %/h, liquidated notional (longs+shorts) of a token."""
-    if not columns:
-        return []
-    if ev is None:
-        return ["-"] * len(columns)
-    liq = (ev.liq_long_usd or 0.0) + (ev.liq_short_usd or 0.0)
-    return ["-" if ev.price is None else price_text(ev.price),
-            "-" if ev.move_pct is None else f"{ev.move_pct:+.2f}%",
-            "-" if ev.oi_change_pct is None else f"{ev.oi_change_pct:+.2f}%",
-            "-" if ev.funding_per_hour is None else f"{ev.funding_per_hour * 100:+.4f}%",
-            money(liq) if liq else "-"]
 
 
 def _flags(q: int) -> str:
@@ -117,7 +123,8 @@ class TerminalView:
         self.refresh_per_second = refresh_per_second
         self._live: Live | None = None
         self._inputs: tuple[tuple[str, ...], tuple[Record, ...], tuple[Alert, ...],
-                            IngestHealth | None, str, tuple[AlertEvidence, ...]] | None = None
+                            IngestHealth | None, str, tuple[AlertEvidence, ...],
+                            Config | None] | None = None
 
     @staticmethod
     def wanted(stream: TextIO | None = None) -> bool:
@@ -128,13 +135,19 @@ class TerminalView:
     # ------------------------------------------------------------------ pure rendering
     def render(self, symbols: Sequence[str], records: Sequence[Record],
                recent_alerts: Iterable[Alert] = (), health: IngestHealth | None = None,
-               title: str = "engine", evidence: Sequence[AlertEvidence] = ()
-               ) -> RenderableType:
+               title: str = "engine", evidence: Sequence[AlertEvidence] = (),
+               config: Config | None = None) -> RenderableType:
         """The whole screen for one tick (records in token order, one per symbol).
 
-        `evidence`, one per token (`Session.evidence`), adds the market columns: price, its
-        move and the OI change over the last 60 s, funding per hour, liquidations in 60 s."""
-        return Group(self._header(records, title), self._table(symbols, records, evidence),
+        With `config`, the market columns show the core's evidence records the records carry
+        (`TickRecords.evidence`, the config's windows in the headers). `evidence`, one per
+        token, gives the market columns' values directly instead."""
+        ev: Sequence[AlertEvidence] | dict[int, AlertEvidence] = evidence
+        if not evidence and config is not None:
+            shown = sorted(range(len(records)), key=lambda i: _rank(records[i]))
+            ev = record_evidence(records, EvidenceWindows.from_config(config),
+                                 shown[:self.max_rows])
+        return Group(self._header(records, title), self._table(symbols, records, ev),
                      self._alerts(recent_alerts), self._health(health))
 
     def _header(self, records: Sequence[Record], title: str) -> Text:
@@ -157,30 +170,41 @@ class TerminalView:
         return t
 
     def _table(self, symbols: Sequence[str], records: Sequence[Record],
-               evidence: Sequence[AlertEvidence] = ()) -> Table:
+               evidence: Sequence[AlertEvidence] | dict[int, AlertEvidence] = ()) -> Table:
         counts: dict[str, int] = {}
         for r in records:
             name = _enum_name(StructuralState, r.fsm)
             counts[name] = counts.get(name, 0) + 1
         caption = "  ".join(f"{s.name} {counts[s.name]}" for s in StructuralState
                             if s.name in counts)
+        known = list(evidence.values()) if isinstance(evidence, dict) else list(evidence)
+        market = market_headers(known[0]) if known else ()
+        if known:
+            caption = f"{caption}\n{market_caption(known[0])}" if caption \
+                else market_caption(known[0])
         table = Table(expand=False, caption=caption or None, caption_justify="left",
                       header_style="bold")
-        market = ("price", "move 60s", "OI 60s", "fund/h", "liq 60s") if evidence else ()
+        rows = rank_rows(records)
+        name_width = max([len(s) for s in symbols[:64]] + [len("TRIGGER_READY")]) \
+            if market else None  # the market columns must not push the names out
         for col in ("symbol", "state", "age s", "tier", *market, "trig cost", "pressure",
                     "fragile", "trigger", "unwind", "quality"):
             left = col in ("symbol", "state", "tier", "quality")
             table.add_column(col, justify="left" if left else "right", no_wrap=True,
-                             overflow="ellipsis", max_width=28 if col == "quality" else None)
-        rows = rank_rows(records)
+                             overflow="ellipsis", max_width=28 if col == "quality" else None,
+                             min_width=min_width(col) if col in market else
+                             (name_width if col in ("symbol", "state") else None))
         for r in rows[:self.max_rows]:
             sym = symbols[r.token_id] if 0 <= r.token_id < len(symbols) else f"#{r.token_id}"
             state = _enum_name(StructuralState, r.fsm)
             style = STATE_STYLE.get(StructuralState(r.fsm), "") if state[0] != "?" else ""
-            ev = evidence[r.token_id] if 0 <= r.token_id < len(evidence) else None
+            if isinstance(evidence, dict):
+                ev = evidence.get(r.token_id)
+            else:
+                ev = evidence[r.token_id] if 0 <= r.token_id < len(evidence) else None
             table.add_row(
                 sym, state, f"{r.state_age * TICK_MS / 1000:.0f}",
-                _enum_name(Tier, r.tier).removeprefix("TIER_"), *_market_cells(ev, market),
+                _enum_name(Tier, r.tier).removeprefix("TIER_"), *market_cells(ev, market),
                 f"{r.trigger_cost / 100:.2f}", f"{r.pressure / 10000:.2f}",
                 f"{r.fragile / 10000:.2f}", f"{r.trigger / 10000:.2f}",
                 f"{r.unwind / 10000:.2f}", _flags(r.quality), style=style)
@@ -233,10 +257,15 @@ class TerminalView:
 
     def update(self, symbols: Sequence[str], records: Sequence[Record],
                recent_alerts: Iterable[Alert] = (), health: IngestHealth | None = None,
-               title: str = "engine", evidence: Sequence[AlertEvidence] = ()) -> None:
-        """Show this tick. O(1) for the tick loop: rendering happens on the refresh thread."""
-        self._inputs = (tuple(symbols), tuple(records), tuple(recent_alerts), health, title,
-                        tuple(evidence))
+               title: str = "engine", evidence: Sequence[AlertEvidence] = (),
+               config: Config | None = None) -> None:
+        """Show this tick. O(1) for the tick loop: rendering happens on the refresh thread.
+
+        `records` as `step` returned them (a `TickRecords`, kept as is with its evidence
+        bytes) and the session's `config` give the market columns (see `render`)."""
+        recs = records if isinstance(records, tuple) else tuple(records)
+        self._inputs = (tuple(symbols), recs, tuple(recent_alerts), health, title,
+                        tuple(evidence), config)
 
     def stop(self) -> None:
         """Draw the last state once more and give the terminal back."""

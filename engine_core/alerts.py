@@ -274,7 +274,8 @@ def evaluate(state: AlertState, records: Sequence[Record]
                 False,  # CLUSTER_ESCALATED (market-wide, above)
                 changed and cur == _FRAGILE and prev in _ESCALATES_TO_FRAGILE
                 and not t & _TOLD_FRAGILE,  # ENTERED_FRAGILE
-                changed and cur == _TRIGGER_READY and not t & _TOLD_TRIGGER,  # ENTERED_TRIGGER_READY
+                # ENTERED_TRIGGER_READY
+                changed and cur == _TRIGGER_READY and not t & _TOLD_TRIGGER,
                 changed and cur == _UNWIND,  # ENTERED_UNWIND
                 bucket_closes and s == tpb,  # STABLE_THROUGH_BUCKET
             )

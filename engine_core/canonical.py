@@ -59,7 +59,9 @@ def new_canonical_event(token_id: int, source: SourceType, exchange_ts: int, loc
     return o
 
 
-_CB_SET = tuple(CanonicalBatch.__dict__[a.name].__set__ for a in attrs.fields(CanonicalBatch))
+#: The slot setters of CanonicalBatch, in field order (for `new_batch` and `CanonicalEngine.flush`).
+BATCH_SETTERS = tuple(CanonicalBatch.__dict__[a.name].__set__
+                      for a in attrs.fields(CanonicalBatch))
 assert tuple(a.name for a in attrs.fields(CanonicalBatch)) == ("token_id", "tick_id", "events")
 
 
@@ -67,7 +69,7 @@ def new_batch(token_id: int, tick_id: int, events: tuple[CanonicalEvent, ...]
               ) -> CanonicalBatch:
     """Same value as `CanonicalBatch(...)`, built faster (events already sorted); `flush`
     builds one per token per tick."""
-    s0, s1, s2 = _CB_SET
+    s0, s1, s2 = BATCH_SETTERS
     o: CanonicalBatch = _new(CanonicalBatch)
     s0(o, token_id)
     s1(o, tick_id)

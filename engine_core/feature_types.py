@@ -1,5 +1,7 @@
 """The feature extractor's values: smoothing factors, a token's rolling state, one tick's frame.
 
+Also the two EMA helpers the extractor seeds the long OI norm with (`seed_oi_norm`).
+
 All are immutable named tuples (built and unpacked in C: `extract` rebuilds a state and a
 frame for every token on every tick; profiled, see benchmarks/bench_core). `features.extract`
 builds them positionally, in field order (checked by test_feature_tuples_are_built_in_field_order).
@@ -10,6 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from engine_core.config import FeatureConfig
+from engine_core.ticks import TICK_MS
 
 NEVER = -(10**18)
 
@@ -17,6 +20,29 @@ NEVER = -(10**18)
 def alpha(window_ticks: int) -> float:
     """EMA smoothing factor of a window counted in ticks."""
     return 2.0 / (window_ticks + 1)
+
+
+def _pow(b: float, k: int) -> float:
+    """b ** k for an integer k >= 0, by squaring (multiplications only: no libm)."""
+    r = 1.0
+    while k:
+        if k & 1:
+            r *= b
+        b *= b
+        k >>= 1
+    return r
+
+
+def seed_oi_norm(points: tuple[tuple[int, float], ...], a: float) -> float:
+    """The long OI norm at the newest point of a history: the same EMA the live ticks keep,
+    stepped by the ticks between points (each interval held at the point's value)."""
+    ema = points[0][1]
+    prev = points[0][0]
+    keep = 1.0 - a
+    for ts, v in points[1:]:
+        ema = v + _pow(keep, (ts - prev) // TICK_MS) * (ema - v)
+        prev = ts
+    return ema
 
 
 class EmaWeights(NamedTuple):
@@ -182,3 +208,10 @@ class FeatureFrame(NamedTuple):
     index_price: float
     evidence_flags: int  # EvidenceFlag bits
     basis_pct: float  # the premium's 10-min average (%): the basis the crowd keeps paying
+
+
+#: What an empty tick can take over from the last one (`features.extract_quiet`): the params
+#: it was computed with, the ticks [from, until) it holds for, then the quality flags, the
+#: evidence flags but NO_SIGMA, premium %, mark vs mid %, funding per hour and the price.
+#: Those read only fields that change with events, and the flags step only at deadlines.
+QuietValues = tuple[FeatureParams, int, int, int, int, float, float, float, float]

@@ -40,12 +40,15 @@ from engine_core.feature_types import (
     FeatureFrame,
     FeatureParams,
     FeatureState,
+    QuietValues,
     alpha,
+    seed_oi_norm,
 )
 from engine_core.quality import FLAG_OF, QualityGuard
 from engine_core.ticks import TICK_MS
 
-__all__ = ["EmaWeights", "FeatureFrame", "FeatureParams", "FeatureState", "alpha", "extract"]
+__all__ = ["EmaWeights", "FeatureFrame", "FeatureParams", "FeatureState", "QuietValues", "alpha",
+           "extract", "extract_quiet"]
 
 _NEVER = NEVER
 _E = EvidenceFlag
@@ -58,21 +61,15 @@ _E_FUNDING, _E_OI_SESSION, _E_TOP, _E_HALTED, _E_DELISTED, _E_NO_SIGMA = (
 # The flag of each quality guard, read from the compiled quality table once (plain ints: the
 # per-token path cannot afford IntFlag arithmetic or a loop over the table).
 _QG = QualityGuard
-_OVERLOAD = FLAG_OF[_QG.OVERLOAD_REPORTED]
-_CATCH_UP = FLAG_OF[_QG.CATCH_UP_REPORTED]
-_NO_BOOK = FLAG_OF[_QG.NO_BOOK_YET]
-_STALE_BOOK = FLAG_OF[_QG.BOOK_STALE]
-_STALE_MARK = FLAG_OF[_QG.MARK_STALE]
-_STALE_OI = FLAG_OF[_QG.OI_STALE]
-_TRADE_GAP = FLAG_OF[_QG.TRADE_GAP_RECENT]
-_LIQUIDATION_GAP = FLAG_OF[_QG.LIQUIDATION_GAP_RECENT]
-_RECONNECT = FLAG_OF[_QG.RECONNECT_RECENT]
-_REST_DEGRADED = FLAG_OF[_QG.REST_DEGRADED_RECENT]
-_FEED_STALE = FLAG_OF[_QG.FEED_SILENT]
-_LATE_DATA = FLAG_OF[_QG.EVENTS_LATE]
-_LIQUIDATION_SATURATED = FLAG_OF[_QG.LIQUIDATION_CAP_BINDING]
-_WARMUP = FLAG_OF[_QG.WARMING_UP]
-_HALTED_FLAG = FLAG_OF[_QG.SYMBOL_HALTED]
+(_OVERLOAD, _CATCH_UP, _NO_BOOK, _STALE_BOOK, _STALE_MARK, _STALE_OI, _TRADE_GAP,
+ _LIQUIDATION_GAP, _RECONNECT, _REST_DEGRADED, _FEED_STALE, _LATE_DATA, _LIQUIDATION_SATURATED,
+ _WARMUP, _HALTED_FLAG) = (FLAG_OF[g] for g in (
+    _QG.OVERLOAD_REPORTED, _QG.CATCH_UP_REPORTED, _QG.NO_BOOK_YET, _QG.BOOK_STALE,
+    _QG.MARK_STALE, _QG.OI_STALE, _QG.TRADE_GAP_RECENT, _QG.LIQUIDATION_GAP_RECENT,
+    _QG.RECONNECT_RECENT, _QG.REST_DEGRADED_RECENT, _QG.FEED_SILENT, _QG.EVENTS_LATE,
+    _QG.LIQUIDATION_CAP_BINDING, _QG.WARMING_UP, _QG.SYMBOL_HALTED))
+_FAR = 2**62  # a deadline that never comes
+
 
 def _unit(x: float) -> float:
     """Clamp into [-1, 1]: a ratio of EMAs can overshoot by an ulp after rounding."""
@@ -80,29 +77,6 @@ def _unit(x: float) -> float:
 
 
 _tuple_new = tuple.__new__
-
-
-def _pow(b: float, k: int) -> float:
-    """b ** k for an integer k >= 0, by squaring (multiplications only: no libm)."""
-    r = 1.0
-    while k:
-        if k & 1:
-            r *= b
-        b *= b
-        k >>= 1
-    return r
-
-
-def _seed_oi(points: tuple[tuple[int, float], ...], a: float) -> float:
-    """The long OI norm at the newest point of a history: the same EMA the live ticks keep,
-    stepped by the ticks between points (each interval held at the point's value)."""
-    ema = points[0][1]
-    prev = points[0][0]
-    keep = 1.0 - a
-    for ts, v in points[1:]:
-        ema = v + _pow(keep, (ts - prev) // TICK_MS) * (ema - v)
-        prev = ts
-    return ema
 
 
 def _band(e: DepthReceived, target_bps: int) -> float:
@@ -117,6 +91,18 @@ def _band(e: DepthReceived, target_bps: int) -> float:
 def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWeights
             ) -> tuple[FeatureState, FeatureFrame]:
     """Fold one tick's batch into the token's state and describe the tick."""
+    new, frame, _quiet = extract_quiet(st, batch, p, w, None)
+    return new, frame
+
+
+def extract_quiet(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWeights,
+                  quiet: QuietValues | None) -> tuple[FeatureState, FeatureFrame,
+                                                      QuietValues | None]:
+    """`extract`, also given and returning what an empty tick can reuse (`QuietValues`).
+
+    `quiet` must be what the previous call for this token returned (or None): the pipeline
+    keeps it beside the token's state. The results are the same bits with or without it.
+    """
     tick = batch.tick_id
     (a_fast, a_slow, a_vol_fast, a_vol_slow, a_oi_fast, a_oi_slow, a_liq, warmup_ticks,
      stale_book_ticks, stale_mark_ticks, stale_oi_ticks, hold, late_ms, a_liq_base,
@@ -180,7 +166,7 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
                 funding_hours = e.interval_hours
                 continue
             elif isinstance(e, OpenInterestHistoryReceived):
-                seed = _seed_oi(e.points, a_oi_slow)
+                seed = seed_oi_norm(e.points, a_oi_slow)
                 if oi_ts < e.exchange_ts:  # the history's newest point is the latest OI
                     oi, oi_ts = e.points[-1][1], e.points[-1][0]
                 continue
@@ -219,12 +205,16 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     nf_hat, ns_hat = nf / w_fast, ns / w_slow
     volume_ratio = nf_hat / ns_hat if ns_hat > 0.0 else 1.0
     delta_ratio = _unit(df / nf) if nf > 0.0 else 0.0
-    ll = liq_long0 + a_liq * (liq_l - liq_long0)
-    ls = liq_short0 + a_liq * (liq_s - liq_short0)
-    liq_sum = ll + ls
-    liq_imb = _unit((ll - ls) / liq_sum) if liq_sum > 0.0 else 0.0
-    liq_intensity = (liq_sum / _w_liq) / ns_hat if ns_hat > 0.0 else \
-        (1.0 if liq_sum > 0.0 else 0.0)
+    no_liq = not (liq_long0 or liq_short0 or liq_l or liq_s) and _w_liq > 0.0
+    if no_liq:  # nothing liquidated within memory (most symbols, most hours): the EMAs of
+        ll = ls = liq_imb = liq_intensity = 0.0  # zeros stay +0.0, and so do their ratios
+    else:
+        ll = liq_long0 + a_liq * (liq_l - liq_long0)
+        ls = liq_short0 + a_liq * (liq_s - liq_short0)
+        liq_sum = ll + ls
+        liq_imb = _unit((ll - ls) / liq_sum) if liq_sum > 0.0 else 0.0
+        liq_intensity = (liq_sum / _w_liq) / ns_hat if ns_hat > 0.0 else \
+            (1.0 if liq_sum > 0.0 else 0.0)
     # the symbol's own liquidation norm (per tick), and how often prints come lately
     liq_base = liq_base0 + a_liq_base * (liq_l + liq_s - liq_base0)
     liq_base_w = liq_base_w + a_liq_base * (1.0 - liq_base_w)
@@ -283,9 +273,12 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     vol_ratio = math.sqrt((rvf / w_vol_fast) / rvs_hat) if rvs_hat > 0.0 else 1.0
 
     # --- liquidations on the move's side, against the symbol's own norm ---------------------
-    side = ll if move < 0.0 else (ls if move > 0.0 else (ll if ll > ls else ls))
-    norm = liq_base / liq_base_w + liq_base_floor * ns_hat
-    liq_excess = (side / _w_liq) / norm if norm > 0.0 else (1e9 if side > 0.0 else 0.0)
+    if no_liq:
+        liq_excess = 0.0  # (0 / w) / norm, or 0 without a norm
+    else:
+        side = ll if move < 0.0 else (ls if move > 0.0 else (ll if ll > ls else ls))
+        norm = liq_base / liq_base_w + liq_base_floor * ns_hat
+        liq_excess = (side / _w_liq) / norm if norm > 0.0 else (1e9 if side > 0.0 else 0.0)
 
     # --- open interest (24 h norm, seeded by the history), mark --------------------------
     if seed > 0.0:
@@ -302,68 +295,89 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
     else:
         oif = ois = oi_velocity = oi_build = 0.0
     has_mark = mark_tick != _NEVER
-    if has_mark:
-        premium_pct = ((mid if has_book and mid > 0.0 else mark) / index - 1.0) * 100.0
-        # the basis: the premium's average (bias-corrected from the first mark), the part
-        # of it that persists and that funding follows; a passing dislocation averages out
+    if quiet is not None and not events and quiet[0] is p and quiet[1] <= tick < quiet[2]:
+        # Nothing arrived since `quiet` was taken and no flag's deadline has come: what
+        # follows reads only fields that change with events, so its values still hold.
+        _p, _from, _until, flags, ev_flags, premium_pct, mark_vs_mid, per_hour, price = quiet
+    else:
+        if has_mark:
+            premium_pct = ((mid if has_book and mid > 0.0 else mark) / index - 1.0) * 100.0
+        else:
+            premium_pct = 0.0
+        mark_vs_mid = (mark / mid - 1.0) * 100.0 if has_mark and has_book and mid > 0.0 \
+            else 0.0
+        per_hour = funding / (funding_hours if funding_hours > 0 else default_hours)
+
+        # --- data quality: each flag comes from the quality table (quality.py) ------------
+        flags = _OVERLOAD if overload else 0
+        if catch_up:
+            flags |= _CATCH_UP
+        if not has_book:
+            flags |= _NO_BOOK
+        elif tick - seen >= stale_book_ticks:
+            flags |= _STALE_BOOK
+        mark_ref = mark_tick if mark_tick > since else since
+        if tick - mark_ref >= stale_mark_ticks:
+            flags |= _STALE_MARK
+        oi_ref = oi_tick if oi_tick > since else since
+        if tick - oi_ref >= stale_oi_ticks:
+            flags |= _STALE_OI
+        if tick - trade_gap_tick < hold:
+            flags |= _TRADE_GAP
+        if tick - liq_gap_tick < hold:
+            flags |= _LIQUIDATION_GAP
+        if tick - reconnect_tick < hold:
+            flags |= _RECONNECT
+        if tick - rest_tick < hold:
+            flags |= _REST_DEGRADED
+        if feed_stale:
+            flags |= _FEED_STALE
+        if late:
+            flags |= _LATE_DATA
+        if tick - liq_sat_tick < hold:
+            flags |= _LIQUIDATION_SATURATED
+        if tick - since < warmup_ticks:
+            flags |= _WARMUP
+        if halted:
+            flags |= _HALTED_FLAG
+
+        # --- what the evidence record says it did not know --------------------------------
+        price = mid if has_book and mid > 0.0 else (mark if has_mark else last_price)
+        ev_flags = 0 if has_top else _E_NO_MID
+        if price <= 0.0:
+            ev_flags |= _E_NO_PRICE
+        if not has_mark:
+            ev_flags |= _E_NO_MARK
+        if oi <= 0.0:
+            ev_flags |= _E_NO_OI
+        if funding_hours == 0:
+            ev_flags |= _E_FUNDING
+        if not oi_seeded:
+            ev_flags |= _E_OI_SESSION
+        if not has_depth:
+            ev_flags |= _E_TOP
+        if halted:
+            ev_flags |= _E_HALTED
+        if delisted:
+            ev_flags |= _E_DELISTED
+        price = price if price > 0.0 else 0.0
+        if events:
+            quiet = None
+        else:  # every flag above is a step in `tick` at one of these deadlines: until the
+            until = _FAR  # next one (while nothing arrives) the block's results hold
+            for due in (seen + stale_book_ticks if has_book else _FAR,
+                        mark_ref + stale_mark_ticks, oi_ref + stale_oi_ticks,
+                        trade_gap_tick + hold, liq_gap_tick + hold, reconnect_tick + hold,
+                        rest_tick + hold, liq_sat_tick + hold, since + warmup_ticks):
+                if tick < due < until:
+                    until = due
+            quiet = (p, tick, until, flags, ev_flags, premium_pct, mark_vs_mid, per_hour, price)
+    if has_mark:  # the basis: the premium's bias-corrected average (a passing blip fades)
         basis_ema = basis_ema + a_basis * (premium_pct - basis_ema)
         basis_w = basis_w + a_basis * (1.0 - basis_w)
         basis_pct = basis_ema / basis_w
     else:
-        premium_pct = basis_pct = 0.0
-    mark_vs_mid = (mark / mid - 1.0) * 100.0 if has_mark and has_book and mid > 0.0 else 0.0
-    hours = funding_hours if funding_hours > 0 else default_hours
-
-    # --- data quality: each flag comes from the quality table (quality.py) ----------------
-    flags = _OVERLOAD if overload else 0
-    if catch_up:
-        flags |= _CATCH_UP
-    if not has_book:
-        flags |= _NO_BOOK
-    elif tick - seen >= stale_book_ticks:
-        flags |= _STALE_BOOK
-    if tick - (mark_tick if mark_tick > since else since) >= stale_mark_ticks:
-        flags |= _STALE_MARK
-    if tick - (oi_tick if oi_tick > since else since) >= stale_oi_ticks:
-        flags |= _STALE_OI
-    if tick - trade_gap_tick < hold:
-        flags |= _TRADE_GAP
-    if tick - liq_gap_tick < hold:
-        flags |= _LIQUIDATION_GAP
-    if tick - reconnect_tick < hold:
-        flags |= _RECONNECT
-    if tick - rest_tick < hold:
-        flags |= _REST_DEGRADED
-    if feed_stale:
-        flags |= _FEED_STALE
-    if late:
-        flags |= _LATE_DATA
-    if tick - liq_sat_tick < hold:
-        flags |= _LIQUIDATION_SATURATED
-    if tick - since < warmup_ticks:
-        flags |= _WARMUP
-    if halted:
-        flags |= _HALTED_FLAG
-
-    # --- what the evidence record says it did not know ------------------------------------
-    price = mid if has_book and mid > 0.0 else (mark if has_mark else last_price)
-    ev_flags = 0 if has_top else _E_NO_MID
-    if price <= 0.0:
-        ev_flags |= _E_NO_PRICE
-    if not has_mark:
-        ev_flags |= _E_NO_MARK
-    if oi <= 0.0:
-        ev_flags |= _E_NO_OI
-    if funding_hours == 0:
-        ev_flags |= _E_FUNDING
-    if not oi_seeded:
-        ev_flags |= _E_OI_SESSION
-    if not has_depth:
-        ev_flags |= _E_TOP
-    if halted:
-        ev_flags |= _E_HALTED
-    if delisted:
-        ev_flags |= _E_DELISTED
+        basis_pct = 0.0
     if mv_hat <= 0.0:
         ev_flags |= _E_NO_SIGMA
 
@@ -382,7 +396,6 @@ def extract(st: FeatureState, batch: CanonicalBatch, p: FeatureParams, w: EmaWei
         dpf / dps if dps > 0.0 else 1.0, vol_ratio,
         (mid / mid_slow - 1.0) * 100.0 if has_book and mid_slow > 0.0 else 0.0, oi,
         oi_velocity, oi_build, funding, premium_pct, mark_vs_mid, liq_l, liq_s, liq_imb,
-        liq_intensity, flags, move, move_sigma, funding / hours, ll / a_liq, ls / a_liq,
-        liq_excess, liq_active, price if price > 0.0 else 0.0, mark, index, ev_flags,
-        basis_pct))
-    return new, frame
+        liq_intensity, flags, move, move_sigma, per_hour, ll / a_liq, ls / a_liq,
+        liq_excess, liq_active, price, mark, index, ev_flags, basis_pct))
+    return new, frame, quiet

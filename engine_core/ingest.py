@@ -12,9 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine_core.canonical import SORT_KEY, CanonicalBatch, CanonicalEvent, new_batch
+from engine_core.canonical import (
+    BATCH_SETTERS,
+    SORT_KEY,
+    CanonicalBatch,
+    CanonicalEvent,
+    new_batch,
+)
 from engine_core.events import MarketEvent
 from engine_core.normalize import EventNormalizer, Rejection
+
+_new = object.__new__
 
 
 class CanonicalEngine:
@@ -49,11 +57,18 @@ class CanonicalEngine:
         out = []
         buffers = self._buffers
         new = new_batch
+        # an empty batch is most batches of a quiet market: its slots are set here directly
+        # (the same value as new_batch(token_id, tick_id, ()), without a call per token)
+        make, set_token, set_tick, set_events = _new, *BATCH_SETTERS
         for token_id, buf in enumerate(buffers):
             if buf:
                 buf.sort(key=SORT_KEY)
                 out.append(new(token_id, tick_id, tuple(buf)))
                 buffers[token_id] = []
             else:
-                out.append(new(token_id, tick_id, ()))
+                b = make(CanonicalBatch)
+                set_token(b, token_id)
+                set_tick(b, tick_id)
+                set_events(b, ())
+                out.append(b)
         return tuple(out)

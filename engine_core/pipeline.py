@@ -24,8 +24,15 @@ from engine_core.alerts import Alert, AlertState, evaluate, initial_alert_state
 from engine_core.canonical import CanonicalBatch
 from engine_core.cluster import CLUSTER_EVERY_TICKS, ClusterContext
 from engine_core.config import Config
-from engine_core.evidence import pack_evidence
-from engine_core.features import EmaWeights, FeatureParams, FeatureState, extract
+from engine_core.evidence import EvidenceLevels, pack_tick_evidence, quantize_levels
+from engine_core.features import (
+    EmaWeights,
+    FeatureFrame,
+    FeatureParams,
+    FeatureState,
+    QuietValues,
+    extract_quiet,
+)
 from engine_core.fsm import Compiled
 from engine_core.phase import PhaseContext
 from engine_core.record import (
@@ -79,12 +86,22 @@ class EngineParams:
                    phase=phase_fsm.compile_rules(cfg.phase))
 
 
+#: (price, mark, index, OI, funding per hour, funding rate, spread %, mark vs mid %), then
+#: the record's funding, spread and mark fields and the evidence levels quantized from them.
+LevelCache = tuple[tuple[float, ...], int, int, int, EvidenceLevels]
+
+
 class TokenState(NamedTuple):
-    """One token's memory: rolling features, regime, structural state (a named tuple)."""
+    """One token's memory: rolling features, regime, structural state (a named tuple).
+
+    `quiet` is what its next empty tick may take over (`features.extract_quiet`); derived,
+    never an input of its own.
+    """
 
     features: FeatureState
     tier: TierContext
     fsm: FsmContext
+    quiet: QuietValues | None = None
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -100,6 +117,9 @@ class EngineState:
     cluster: ClusterContext = attrs.field(factory=ClusterContext)
     phase: PhaseContext = attrs.field(factory=PhaseContext)
     alerts: AlertState
+    #: Per token, last tick's quantized levels and the floats they came from (`step` reuses
+    #: them while those floats stay equal: a function of the values, so not part of the state).
+    levels: tuple[LevelCache | None, ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 def initial_state(cfg: Config, symbols: Sequence[str]) -> EngineState:
@@ -149,22 +169,24 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     rules = params.structural
     score_params = params.scores
     # Plain local names on the per-token path (profiled: a quiet market is all per-token cost).
-    extract_, tier_update, cost_of = extract, tier.update, trigger_cost.compute_with
+    extract_, tier_update, cost_of = extract_quiet, tier.update, trigger_cost.compute_with
     scores_of, fsm_update, new = structural.scores_with, structural.update, _new
     new_tokens: list[TokenState] = []
     parts = []
+    frames: list[FeatureFrame] = []
     for i, (ts, batch) in enumerate(zip(tokens, tick_batch, strict=True)):
         if batch.token_id != i or batch.tick_id != tick_id:
             raise ValueError(f"batch {i} is for token {batch.token_id} tick {batch.tick_id}; "
                              f"expected token {i} tick {tick_id}")
-        fs0, tctx0, fsm0 = ts
-        fs, frame = extract_(fs0, batch, fp, weights)
+        fs0, tctx0, fsm0, quiet = ts
+        fs, frame, quiet = extract_(fs0, batch, fp, weights, quiet)
         tctx = tier_update(tctx0, frame, tier_cfg)
         tc = cost_of(frame, tctx.tier, cost_cfg)
         sc = scores_of(frame, tctx.tier, tc.cost, score_params)
         fsm = fsm_update(fsm0, sc, frame.quality, st_cfg, rules)
-        new_tokens.append(new(TokenState, (fs, tctx, fsm)))
+        new_tokens.append(new(TokenState, (fs, tctx, fsm, quiet)))
         parts.append((frame, tctx.tier, tc, sc, fsm))
+        frames.append(frame)
 
     cl, ph = state.cluster, state.phase
     if tick_id % CLUSTER_EVERY_TICKS == 0:
@@ -176,18 +198,25 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if cl.degraded else 0)
     records: list[Record] = []
     bodies: list[bytes] = []
-    evidence: list[bytes] = []
-    ev_pack = pack_evidence
     cluster_state, phase, event_id = cl.state, ph.phase, ph.event_id
-    rnd, pack, rec = round, _pack, new_record
+    rnd, pack, rec, crc = round, _pack, new_record, _crc
     pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
         BPS_SCALE
     i32, i16, u16, u32 = I32_MAX, I16_MAX, U16_MAX, _U32_MAX
-    for i, (f, tier_state, (density, compression, divergence, elasticity, cost),
+    prev_levels = state.levels if len(state.levels) == n else (None,) * n
+    levels: list[LevelCache | None] = []
+    ev_levels: list[EvidenceLevels] = []
+    # The frame is unpacked once (fifteen attribute reads cost more); a zero skips `round`
+    # (round(0.0) is 0): liquidations, OI change, unwind, divergence are zero most ticks.
+    for i, ((_tok, _t, n_events, _tc, _tv, _tn, _td, _vr, _dr, _mid, spread_pct, _spr, _dpr,
+             _vol, _tr, oi_level, oi_velocity, _ob, funding_rate, _pp, mark_vs_mid, _ll, _ls,
+             liq_imb, _lint, quality, _mv, _ms, per_hour, _lw, _sw, _lx, _lsu, price, mark_px,
+             index_px, _ef, _basis),
+            tier_state, (density, compression, divergence, elasticity, cost),
             (pressure, fragile, trigger, unwind), (st_, age, _pending, _streak)
             ) in enumerate(parts):
         # quantize (docs/log-format.md): round half to even, clamp into the field's range
-        quality = (f.quality | extra) & RECORD_QUALITY_MASK
+        quality = (quality | extra) & RECORD_QUALITY_MASK
         cost = rnd(cost * pct)
         cost = 0 if cost < 0 else (10000 if cost > 10000 else cost)
         pressure = rnd(pressure * score)
@@ -196,49 +225,60 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
         fragile = 0 if fragile < 0 else (10000 if fragile > 10000 else fragile)
         trigger = rnd(trigger * score)
         trigger = 0 if trigger < 0 else (10000 if trigger > 10000 else trigger)
-        unwind = rnd(unwind * score)
+        unwind = rnd(unwind * score) if unwind else 0
         unwind = 0 if unwind < 0 else (10000 if unwind > 10000 else unwind)
         density = rnd(density * pct)
         density = 0 if density < 0 else (10000 if density > 10000 else density)
         compression = rnd(compression * pct)
         compression = 0 if compression < 0 else (10000 if compression > 10000 else compression)
-        divergence = rnd(divergence * pct)
+        divergence = rnd(divergence * pct) if divergence else 0
         divergence = 0 if divergence < 0 else (10000 if divergence > 10000 else divergence)
-        elasticity = rnd(elasticity * pct)
+        elasticity = rnd(elasticity * pct) if elasticity else 0
         elasticity = 0 if elasticity < 0 else (10000 if elasticity > 10000 else elasticity)
         age = age if age < u32 else u32
-        n_events = f.n_events if f.n_events < u16 else u16
-        liq = rnd(f.liquidation_imbalance * score)
+        n_events = n_events if n_events < u16 else u16
+        liq = rnd(liq_imb * score) if liq_imb else 0
         liq = -10000 if liq < -10000 else (10000 if liq > 10000 else liq)
-        oi = rnd(f.oi_velocity * oi_scale)
+        oi = rnd(oi_velocity * oi_scale) if oi_velocity else 0
         oi = -i32 if oi < -i32 else (i32 if oi > i32 else oi)
-        funding = rnd(f.funding_rate * funding_scale)
-        funding = -i32 if funding < -i32 else (i32 if funding > i32 else funding)
-        spread = rnd(f.spread_pct * 100.0 * bps)
-        spread = 0 if spread < 0 else (u16 if spread > u16 else spread)
-        mark = rnd(f.mark_vs_mid_pct * 100.0 * bps)
-        mark = -i16 if mark < -i16 else (i16 if mark > i16 else mark)
-        bodies.append(pack(tick_id, i, REC_TOKEN, st_, tier_state, cluster_state, phase, 0,
-                           event_id, quality, cost, pressure, fragile, trigger, unwind, density,
-                           compression, divergence, elasticity, age, n_events, liq, oi, funding,
-                           spread, mark))
-        evidence.append(ev_pack(tick_id, i, f.evidence_flags, f.price, f.mark, f.index_price,
-                                f.oi, f.funding_per_hour, f.liq_long_notional,
-                                f.liq_short_notional, f.liq_long_window, f.liq_short_window,
-                                f.move_sigma, f.move, f.oi_velocity))
+        # fields that change only when a price, OI or funding arrives: last tick's integers
+        # while their floats are equal (most tokens of a quiet market, most ticks)
+        key = (price, mark_px, index_px, oi_level, per_hour, funding_rate, spread_pct,
+               mark_vs_mid)
+        cached = prev_levels[i]
+        if cached is not None and cached[0] == key:
+            _key, funding, spread, mark, level = cached
+        else:
+            funding = rnd(funding_rate * funding_scale)
+            funding = -i32 if funding < -i32 else (i32 if funding > i32 else funding)
+            spread = rnd(spread_pct * 100.0 * bps)
+            spread = 0 if spread < 0 else (u16 if spread > u16 else spread)
+            mark = rnd(mark_vs_mid * 100.0 * bps)
+            mark = -i16 if mark < -i16 else (i16 if mark > i16 else mark)
+            level = quantize_levels(price, mark_px, index_px, oi_level, per_hour)
+            cached = (key, funding, spread, mark, level)
+        levels.append(cached)
+        ev_levels.append(level)
+        body = pack(tick_id, i, REC_TOKEN, st_, tier_state, cluster_state, phase, 0, event_id,
+                    quality, cost, pressure, fragile, trigger, unwind, density, compression,
+                    divergence, elasticity, age, n_events, liq, oi, funding, spread, mark)
+        bodies.append(body)  # body, then its checksum: `data` is their join
+        bodies.append(crc(body).to_bytes(4, "little"))
         records.append(rec(tick_id, i, st_, tier_state, cluster_state, phase, 0, event_id,
                            quality, cost, pressure, fragile, trigger, unwind, density,
                            compression, divergence, elasticity, age, n_events, liq, oi, funding,
                            spread, mark))
     alert_state, masks, alerts = evaluate(state.alerts, records)
     for i, m in enumerate(masks):
-        if m:
+        if m:  # rare: re-encode this record with its alert bits
             records[i] = attrs.evolve(records[i], alerts=m)
-            b = bodies[i]
-            bodies[i] = b[:_ALERTS_AT] + bytes((m,)) + b[_ALERTS_AT + 1:]
-    data = b"".join([x for b in bodies for x in (b, _crc(b).to_bytes(4, "little"))])
+            b = bodies[2 * i]
+            b = b[:_ALERTS_AT] + bytes((m,)) + b[_ALERTS_AT + 1:]
+            bodies[2 * i], bodies[2 * i + 1] = b, _crc(b).to_bytes(4, "little")
+    data = b"".join(bodies)
     new_state = EngineState(config=cfg, symbols=state.symbols, params=params, last_tick=tick_id,
                             weights=weights, tokens=tuple(new_tokens), cluster=cl, phase=ph,
-                            alerts=alert_state)
-    return new_state, TickRecords(tuple(records), data, b"".join(evidence)), alerts
+                            alerts=alert_state, levels=tuple(levels))
+    evidence = pack_tick_evidence(tick_id, frames, ev_levels)
+    return new_state, TickRecords(tuple(records), data, evidence), alerts
 

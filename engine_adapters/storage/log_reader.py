@@ -13,12 +13,13 @@ byte offset, never skipped. A zeroed tail never validates (CRC-32C of zeros is n
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import google_crc32c
-import numpy as np
 
 from engine_adapters.storage.chain import (
     FLAG_SESSION_START,
@@ -41,10 +42,24 @@ from engine_adapters.storage.segment import (
 from engine_core.record import REC_TOKEN, RECORD_SIZE, Record, crc32c
 from engine_core.states import Quality
 
-#: The fields the structure check needs, viewed in place over 64-byte records.
-HEAD_DT = np.dtype({"names": ["tick", "tok", "rt", "flags", "quality", "crc"],
-                    "formats": ["<u8", "<u2", "u1", "u1", "<u2", "<u4"],
-                    "offsets": [0, 8, 10, 13, 20, 60], "itemsize": RECORD_SIZE})
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@functools.cache
+def head_dtype() -> np.dtype[np.void]:
+    """The fields the structure check needs, viewed in place over 64-byte records.
+
+    numpy is imported here, at the first scan, not with the module: a `run` into a fresh
+    data dir scans no segment and so never imports it (its start-up is part of `run`).
+    """
+    import numpy as np
+
+    return np.dtype({"names": ["tick", "tok", "rt", "flags", "quality", "crc"],
+                     "formats": ["<u8", "<u2", "u1", "u1", "<u2", "<u4"],
+                     "offsets": [0, 8, 10, 13, 20, 60], "itemsize": RECORD_SIZE})
+
+
 _SESSION = int(Quality.SESSION_START)
 #: The C function itself: engine_core.record.crc32c adds a Python call per record.
 _crc: Callable[[bytes], int] = google_crc32c.value
@@ -101,7 +116,9 @@ def scan_segment(path: Path, data: bytes, *, prev_tick: int | None = None) -> Se
     blk = (n + 1) * RECORD_SIZE
     body = data[hl:]
     n_rec = len(body) // RECORD_SIZE
-    arr = np.frombuffer(data, dtype=HEAD_DT, count=n_rec, offset=hl)
+    import numpy as np
+
+    arr = np.frombuffer(data, dtype=head_dtype(), count=n_rec, offset=hl)
     stored = arr["crc"].tolist()
     computed = [_crc(body[o:o + 60]) for o in range(0, n_rec * 64, 64)]
     crc_ok = [True] * n_rec if computed == stored else [
@@ -154,6 +171,8 @@ def scan_segment(path: Path, data: bytes, *, prev_tick: int | None = None) -> Se
 def _structure(arr: np.ndarray, n: int, n_blk: int, header: SegmentHeader,
                prev_tick: int | None) -> tuple[int | None, str]:
     """First record breaking the block structure, with what is wrong, or (None, "")."""
+    import numpy as np
+
     if n_blk == 0:
         return None, ""
     a = arr.reshape(n_blk, n + 1)

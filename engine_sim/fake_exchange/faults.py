@@ -100,6 +100,8 @@ class FakeStats:
     bytes_sent: int = 0
     frames_dropped_stall: int = 0
     frames_dropped_no_conn: int = 0
+    #: Seconds `deliver_many` waited for a client's socket buffer to drain (a slow reader).
+    slow_client_wait_s: float = 0.0
     duplicated: int = 0
     reordered: int = 0
     malformed: int = 0

@@ -162,6 +162,12 @@ class FakeBinance:
         """Send an already-rendered payload (benchmarks, hand-made frames)."""
         return await self.hub.deliver(stream, payload)
 
+    async def publish_texts(self, items: Sequence[tuple[str, str]]) -> int:
+        """Send already-rendered (stream, payload) pairs in order, one socket write per
+        connection (`WsHub.deliver_many`: the benchmarks' fast sender). Trades sent this way
+        are not kept for REST `aggTrades`: add them with `market.add_trade`."""
+        return await self.hub.deliver_many(items)
+
     def play(
         self, timeline: Iterable[tuple[int, object]], *, speed: float = 1.0
     ) -> asyncio.Task[None]:

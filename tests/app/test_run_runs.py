@@ -37,6 +37,12 @@ def _capture(tmp_path: Path) -> Path:
             out.append(b"not json\n")
         if i == 500:
             out.append(lines[400])  # a repeat: duplicates, and the clock steps back
+        if i == 700:  # a new trade (id 0: never a repeat) received in an already stepped tick
+            ms = START_MS + 1_000
+            out.append(b'{"recv_ms":%d,"channel":"ws","raw":"{\\"stream\\":\\"btcusdt@aggTrade\\",'
+                       b'\\"data\\":{\\"e\\":\\"aggTrade\\",\\"s\\":\\"BTCUSDT\\",\\"a\\":0,'
+                       b'\\"p\\":\\"100.5\\",\\"q\\":\\"0.5\\",\\"T\\":%d,\\"m\\":true}}"}\n'
+                       % (ms, ms - 3))
         if i == 900:
             out.append(b'{"recv_ms":-5,"channel":"ws","raw":"x"}\n')
             out.append(b"\n")
@@ -72,6 +78,7 @@ def test_runs_give_the_same_files_and_counters(tmp_path: Path, kw: dict[str, obj
     got = _play(tmp_path, "runs", cap, True, **kw)
     assert got[0] == want[0] and got[1] == want[1] and got[3] == want[3]
     assert want[1]["duplicates"] and want[1]["clock_backwards"] and want[1]["unused_kinds"]
+    assert want[1]["late_events"]
     assert want[1]["capture_problems"] == 2 and want[3]["quarantine.jsonl"]
 
 

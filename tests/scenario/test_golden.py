@@ -18,7 +18,7 @@ from tests.drive import run
 
 DEMO_TOML = Path(__file__).resolve().parents[2] / "engine_app" / "resources" / "demo.toml"
 SYMBOLS = tuple(sorted(s.symbol for s in DEFAULT_SPECS))
-GOLDEN_SHA256 = "9f65c9ffd1dc763c2d8b9a8863dd4c45af8d03f2f21180f96d126d303d3994c0"
+GOLDEN_SHA256 = "b8ed66652e41c57e8fbd6ca570e1b30fdc47997daac6e7d181334d9d883d775e"
 
 
 def test_demo_market_gives_the_pinned_log_digest() -> None:

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 import engine_core as ec
-from engine_adapters.evidence_text import AlertEvidence, evidence_from_json, evidence_text
+from engine_adapters.evidence_text import (
+    AlertEvidence,
+    Basis,
+    evidence_from_json,
+    evidence_text,
+)
 from engine_app.cli import main
 from engine_app.evidence_port import WINDOW_TICKS, EvidenceTracker
 from engine_app.view import TerminalView
@@ -58,12 +63,14 @@ def test_the_tracker_states_the_last_minute() -> None:
         symbol="BTCUSDT", exchange_ts=2, mark_price=97.6, index_price=97.8,
         funding_rate=0.0004)))
     ev = tr.evidence(0)
-    assert ev.window_s == 60 and ev.price == 97.7 and ev.oi == 959.0
+    assert (ev.move_window_s, ev.oi_window_s, ev.liq_window_s) == (60, 60, 60)
+    assert ev.price == 97.7 and ev.oi == 959.0
     assert ev.move_pct == pytest.approx(-2.3) and ev.oi_change_pct == pytest.approx(-4.1)
     assert ev.liq_long_usd == pytest.approx(3_136_000.0) and ev.liq_short_usd == 980.0
     assert ev.funding_per_hour == pytest.approx(0.0001) and (ev.mark, ev.index) == (97.6, 97.8)
     assert evidence_text(ev) == ("OI \u22124.1 % in 60 s, $3.14 M of longs and $980 of shorts "
-                                 "liquidated, price \u22122.3 %, funding 0.0100 %/h")
+                                 "liquidated in 60 s, price \u22122.3 % in 60 s, "
+                                 "funding 0.0100 %/h")
     with pytest.raises(ValueError, match="BTCUSDT: funding interval must be > 0"):
         tr.set_interval("BTCUSDT", 0)
     # a fundingInfo answer sets the interval the same way (1 h: the rate is the hourly rate)
@@ -78,7 +85,7 @@ def test_before_any_data_nothing_is_stated() -> None:
     assert evidence_text(tr.evidence(0)) == ""
     tr.add_tick(5, _batch(5))
     ev = tr.evidence(0)
-    assert ev.price is None and ev.oi_change_pct is None and ev.window_s is None
+    assert ev.price is None and ev.oi_change_pct is None and ev.move_window_s is None
 
 
 def test_alerts_jsonl_states_the_evidence_and_verify_passes(data_dir: Path) -> None:
@@ -89,27 +96,40 @@ def test_alerts_jsonl_states_the_evidence_and_verify_passes(data_dir: Path) -> N
     for d in token:
         ev = evidence_from_json(d["evidence"])
         assert d["evidence_text"] == evidence_text(ev)
-        # the window is the last 60 s, shorter in the first minute of a session (it says so)
-        assert ev.price is not None and ev.price > 0 and 0 < (ev.window_s or 0) <= 60
+        # the demo config's windows: move and OI over 8 ticks, liquidations over 4
+        assert ev.price is not None and ev.price > 0
+        assert (ev.move_window_s, ev.oi_window_s, ev.liq_window_s) == (2.0, 2.0, 1.0)
     unwinds = [d for d in token if d["kind"] == "STRUCTURAL_UNWIND"]
     assert any("liquidated" in d["evidence_text"] for d in unwinds)
     assert all("evidence" not in d for d in market)
     assert main(["verify", str(data_dir)]) == 0
 
 
+def wide_text_of(view: TerminalView, *args: object, **kw: object) -> str:
+    """The view on a 200-column terminal (the market columns make the table wide)."""
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    console.print(view.render(*args, **kw))  # type: ignore[arg-type]
+    return console.export_text()
+
+
 def test_the_live_view_shows_the_market_columns() -> None:
     syms = ("AAAUSDT", "BBBUSDT")
     recs = [rec(0, StructuralState.UNWIND, 5000), rec(1, StructuralState.BUILD, 9000)]
-    ev = (AlertEvidence(price=60_120.5, move_pct=-2.3, oi_change_pct=-4.1, window_s=60,
-                        liq_long_usd=3.2e6, liq_short_usd=0.0, funding_per_hour=0.0001),
+    ev = (AlertEvidence(price=60_120.5, move_pct=-2.3, move_sigma=-4.1, oi_change_pct=-4.1,
+                        move_window_s=60, oi_window_s=30, liq_window_s=10,
+                        liq_long_usd=3.2e6, liq_short_usd=0.0, funding_per_hour=0.0001,
+                        basis=Basis.MEAN),
           AlertEvidence())
-    out = text_of(TerminalView(), syms, recs, [], None, "live", evidence=ev)
-    for s in ("price", "move 60s", "OI 60s", "fund/h", "liq 60s", "60,120.5", "-2.30%",
-              "-4.10%", "+0.0100%", "$3.2 M"):
+    out = wide_text_of(TerminalView(), syms, recs, [], None, "live", evidence=ev)
+    for s in ("AAAUSDT", "UNWIND", "price", "move 60s", "\u03c3", "OI 30s", "fund/h",
+              "liq 10s", "60,120.5", "-2.30%", "-4.1", "-4.10%", "+0.0100%", "$3.2 M L",
+              "vs their window's average", "decaying sum of the window"):
         assert s in out, s
     row_b = next(line for line in out.splitlines() if "BBBUSDT" in line)
-    assert row_b.count(" - ") >= 4  # unknown facts are dashes, never zeros
-    assert "move 60s" not in text_of(TerminalView(), syms, recs, [], None, "live")
+    assert row_b.count(" - ") >= 5  # unknown facts are dashes, never zeros
+    assert "move" not in text_of(TerminalView(), syms, recs, [], None, "live")
 
 
 def test_export_has_the_market_columns_of_the_last_closed_minute(data_dir: Path,

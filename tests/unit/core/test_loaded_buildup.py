@@ -104,7 +104,7 @@ def test_one_early_alert_per_level_per_episode() -> None:
     waver = [B, P, F, T, F, T, F, P, F, T]
     assert _alerts(waver) == [AlertKind.STRUCTURAL_FRAGILE, AlertKind.STRUCTURAL_TRIGGER_READY]
     # back in BUILD the episode is over: the next build-up is news again
-    assert _alerts(waver + [P, B, P, F, T]) == [AlertKind.STRUCTURAL_FRAGILE,
+    assert _alerts([*waver, P, B, P, F, T]) == [AlertKind.STRUCTURAL_FRAGILE,
                                                 AlertKind.STRUCTURAL_TRIGGER_READY] * 2
     # an unwind ends it too, and UNWIND itself is always told
     after = [B, P, F, FS.UNWIND, FS.COOLDOWN, B, P, F, FS.UNWIND]
