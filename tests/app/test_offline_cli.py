@@ -47,9 +47,9 @@ def test_run_writes_a_data_dir_that_verifies_and_replays(capture: Path, tmp_path
                  "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["ticks"] > 300 and summary["quarantined"] == 0
-    # config v2 counts OI once: the demo's FRAGILE no longer holds a whole 15-m bucket
+    # config v3: the demo's loaded build-up holds FRAGILE through a whole bucket again
     assert set(summary["alerts"]) == {"STRUCTURAL_FRAGILE", "STRUCTURAL_TRIGGER_READY",
-                                      "STRUCTURAL_UNWIND", "SYSTEMIC_ALERT"}
+                                      "STRUCTURAL_UNWIND", "SYSTEMIC_ALERT", "STABLE_15M_ALERT"}
     assert summary["states_reached"] == ["BUILD", "PRESSURE", "FRAGILE", "TRIGGER_READY",
                                          "UNWIND", "COOLDOWN"]
     for sub in ("log", "journal", "alerts.jsonl", "quarantine.jsonl", "manifest.json"):

@@ -62,6 +62,7 @@ class StepModel(RuleBasedStateMachine):
         self.queue = ec.CanonicalEngine(SYMBOLS)
         self.prev: tuple[ec.Record, ...] | None = None  # the last tick's records
         self.stable = [0] * len(SYMBOLS)  # model: ticks of this bucket FRAGILE/TRIGGER_READY
+        self.told = [set() for _ in SYMBOLS]  # model: early alerts told in this build-up episode
         self.bucket_ticks = 0
         self.oi = 1e6
 
@@ -120,6 +121,8 @@ class StepModel(RuleBasedStateMachine):
         assert all((r.cluster, r.phase, r.event_id) == (first.cluster, first.phase,
                                                         first.event_id) for r in recs)
         # alert bucket model
+        if start:  # a session start ends every episode
+            self.told = [set() for _ in recs]
         if start or self.tick % TPB == 0:  # ticks are consecutive within a session
             self.stable, self.bucket_ticks = [0] * len(recs), 0
         self.bucket_ticks += 1
@@ -142,10 +145,16 @@ class StepModel(RuleBasedStateMachine):
             want = 0
             if systemic:
                 want |= ec.alert_bit(K.SYSTEMIC_ALERT)
-            if cur != old and cur == S.FRAGILE and old in (S.BUILD, S.PRESSURE):
+            told = self.told[i]
+            if cur != old and cur == S.FRAGILE and old in (S.BUILD, S.PRESSURE) \
+                    and S.FRAGILE not in told:
                 want |= ec.alert_bit(K.STRUCTURAL_FRAGILE)
-            if cur != old and cur == S.TRIGGER_READY:
+                told.add(S.FRAGILE)
+            if cur != old and cur == S.TRIGGER_READY and S.TRIGGER_READY not in told:
                 want |= ec.alert_bit(K.STRUCTURAL_TRIGGER_READY)
+                told.add(S.TRIGGER_READY)
+            if cur in (S.BUILD, S.UNWIND, S.COOLDOWN):  # the episode is over
+                told.clear()
             if cur != old and cur == S.UNWIND:
                 want |= ec.alert_bit(K.STRUCTURAL_UNWIND)
             if closes and self.stable[i] == TPB:
