@@ -113,26 +113,9 @@ def pack_evidence(tick_id: int, token_id: int, flags: int, price: float, mark: f
     Rounds half to even and saturates each value into its field (setting CLAMPED). `mark`
     and `index` are absolute prices; they are stored relative to `price` (0 when unknown).
     """
-    # One token-tick, every tick: _q's logic inlined (no tuple per field), same results.
-    p = round(price * PRICE_SCALE)
-    clamped = p < 0 or p > _U64
-    if clamped:
-        p = 0 if p < 0 else _U64
-    if price > 0.0 and mark > 0.0:
-        mk = round((mark / price - 1.0) * REL_SCALE)
-        if mk < -_I16 or mk > _I16:
-            mk, clamped = (-_I16 if mk < -_I16 else _I16), True
-        ix = round((index / price - 1.0) * REL_SCALE)
-        if ix < -_I16 or ix > _I16:
-            ix, clamped = (-_I16 if ix < -_I16 else _I16), True
-    else:
-        mk = ix = 0
-    oi = round(open_interest * OI_SCALE)
-    if oi < 0 or oi > _U64:
-        oi, clamped = (0 if oi < 0 else _U64), True
-    fh = round(funding_per_hour * FUNDING_HOUR_SCALE)
-    if fh < -_I32 or fh > _I32:
-        fh, clamped = (-_I32 if fh < -_I32 else _I32), True
+    # the levels as `quantize_levels` gives them (the per-tick path keeps those across ticks)
+    p, mk, ix, oi, fh, clamped = quantize_levels(price, mark, index, open_interest,
+                                                 funding_per_hour)
     l0 = round(liq_long_tick * 1.0)
     l1 = round(liq_short_tick * 1.0)
     l2 = round(liq_long_window * 1.0)
