@@ -19,6 +19,7 @@ import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from engine_core.events import (
     BookTickerReceived,
@@ -213,19 +214,28 @@ def append_rows(folder: Path, bars: Mapping[str, Sequence[Row]]) -> None:
             f.write(b"".join([pack(*r) for r in rows]))
 
 
+def read_header(f: BinaryIO, path: Path) -> bool:
+    """Read a bars file's header from `f`: False when there is none yet (a torn start),
+    ValueError naming `path` when it is not a bars file of this version."""
+    head = f.read(HEADER.size)
+    if len(head) < HEADER.size:
+        return False
+    magic, size, _ = HEADER.unpack(head)
+    if magic != MAGIC or size != BAR_RECORD.size:
+        raise ValueError(f"{path}: not a bars file of this version "
+                         f"(magic {magic!r}, record size {size})")
+    return True
+
+
 def last_minutes(folder: Path) -> dict[str, int]:
     """symbol -> minute of the last whole record of each bars file in `folder` (files
     without a whole record are left out); ValueError naming a file that is not a bars file."""
     out: dict[str, int] = {}
     for path in sorted(folder.glob("*.bars")):
         with open(path, "rb") as f:
-            head = f.read(HEADER.size)
-            if len(head) < HEADER.size:
+            if not read_header(f, path):
                 continue
-            magic, size, _ = HEADER.unpack(head)
-            if magic != MAGIC or size != BAR_RECORD.size:
-                raise ValueError(f"{path}: not a bars file of this version "
-                                 f"(magic {magic!r}, record size {size})")
+            size = BAR_RECORD.size
             n = (path.stat().st_size - HEADER.size) // size
             if n:
                 f.seek(HEADER.size + (n - 1) * size)
@@ -234,4 +244,4 @@ def last_minutes(folder: Path) -> dict[str, int]:
 
 
 __all__ = ["BAR_FIELDS", "BAR_RECORD", "HEADER", "MAGIC", "MINUTE_MS", "BarRows", "Row",
-           "append_rows", "last_minutes"]
+           "append_rows", "last_minutes", "read_header"]

@@ -26,6 +26,7 @@ from engine_adapters.evaluation.bar_rows import (
     MAGIC,
     MINUTE_MS,
     BarRows,
+    read_header,
 )
 from engine_adapters.storage.journal import iter_journal
 
@@ -64,15 +65,10 @@ def load_bars(folder: Path) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for path in sorted(folder.glob("*.bars")):
         with open(path, "rb") as f:
-            head = f.read(HEADER.size)
-            if len(head) < HEADER.size:
+            if not read_header(f, path):
                 continue
-            magic, size, _ = HEADER.unpack(head)
-            if magic != MAGIC or size != BAR_DTYPE.itemsize:
-                raise ValueError(f"{path}: not a bars file of this version "
-                                 f"(magic {magic!r}, record size {size})")
             data = f.read()
-        n = len(data) // size
+        n = len(data) // BAR_DTYPE.itemsize
         out[path.stem] = np.frombuffer(data, dtype=BAR_DTYPE, count=n)
     return out
 
