@@ -1,8 +1,9 @@
 """What an alert states as its evidence: the market facts of its tick, as values and as text.
 
     ev = evidence_from_record(rec, EvidenceWindows.from_config(cfg))
-    evidence_text(ev)   -> "OI −4.1 % vs 60 s avg, $3.2 M of longs liquidated (10 s decaying
-                            sum), price −2.3 % vs 60 s avg = 4.1σ, funding 0.0100 %/h"
+    evidence_text(ev)   -> "OI −4.1 % vs 60 s avg and +12 % vs 24 h norm, $3.2 M of longs
+                            liquidated (10 s decaying sum), price −2.3 % vs 60 s avg = 4.1σ,
+                            funding 0.0100 %/h, basis −0.041 % (price vs index)"
     evidence_facts(ev)  -> [("Price", "60,120.5"), ("Move vs 60 s avg", "−2.3 % = 4.1σ"), ...]
     evidence_json(ev)   -> {"price": 60120.5, "move_pct": -2.3, "move_window_s": 60.0,
                             "oi_window_s": 60.0, "liq_window_s": 10.0, "basis": "mean", ...}
@@ -59,6 +60,10 @@ class AlertEvidence:
     oi_change_pct: float | None = None
     #: The window of the OI change, in seconds.
     oi_window_s: float | None = None
+    #: Open interest vs its long norm (the stock of leverage FRAGILE reads), in percent.
+    oi_build_pct: float | None = None
+    #: The window of that norm, in seconds (24 h by default).
+    oi_norm_s: float | None = None
     #: Notional of longs (forced sells) / shorts (forced buys) liquidated in the liquidation
     #: window (a decaying sum for basis mean), USD.
     liq_long_usd: float | None = None
@@ -73,6 +78,13 @@ class AlertEvidence:
     index: float | None = None
     #: What kind of figures the windows hold.
     basis: Basis = Basis.CHANGE
+
+    @property
+    def price_vs_index_pct(self) -> float | None:
+        """Price (mid) vs index, in percent: what buyers pay over spot right now."""
+        if self.price is None or self.index is None or self.index <= 0.0:
+            return None
+        return (self.price / self.index - 1.0) * 100.0
 
 
 def duration(seconds: float) -> str:
@@ -110,6 +122,12 @@ def windows_line(windows: EvidenceWindows) -> str:
 def _signed(x: float, digits: int = 1) -> str:
     s = f"{abs(x):.{digits}f}"
     return (MINUS + s) if x < 0 and float(s) != 0 else s
+
+
+def _plus(x: float, digits: int = 1) -> str:
+    """`_signed` with an explicit + on a positive level (a stock above its norm, a premium)."""
+    s = _signed(x, digits)
+    return s if s.startswith(MINUS) or float(s) == 0 else "+" + s
 
 
 def money(usd: float) -> str:
@@ -155,8 +173,13 @@ def _liquidations(ev: AlertEvidence) -> str | None:
 def evidence_text(ev: AlertEvidence) -> str:
     """One sentence: OI change, liquidations, price move (what is known, in that order)."""
     parts = []
+    oi = []
     if ev.oi_change_pct is not None:
-        parts.append(f"OI {_signed(ev.oi_change_pct)} %{_over(ev.oi_window_s, ev.basis)}")
+        oi.append(f"{_signed(ev.oi_change_pct)} %{_over(ev.oi_window_s, ev.basis)}")
+    if ev.oi_build_pct is not None:
+        oi.append(f"{_plus(ev.oi_build_pct, 0)} %{_norm(ev.oi_norm_s)}")
+    if oi:
+        parts.append("OI " + " and ".join(oi))
     liq = _liquidations(ev)
     if liq is not None:
         parts.append(liq)
@@ -165,7 +188,18 @@ def evidence_text(ev: AlertEvidence) -> str:
         parts.append(f"price {move}")
     if ev.funding_per_hour is not None:
         parts.append(f"funding {_signed(ev.funding_per_hour * 100, 4)} %/h")
+    basis = ev.price_vs_index_pct
+    if basis is not None:
+        parts.append(f"basis {_plus(basis, 3)} % (price vs index)")
     return ", ".join(parts)
+
+
+def _norm(window: float | None) -> str:
+    """" vs 24 h norm" ("" without a window)."""
+    if not window:
+        return ""
+    h = window / 3600
+    return f" vs {h:g} h norm" if window >= 3600 else f" vs {duration(window)} norm"
 
 
 def evidence_facts(ev: AlertEvidence) -> list[tuple[str, str]]:
@@ -189,6 +223,11 @@ def evidence_facts(ev: AlertEvidence) -> list[tuple[str, str]]:
                       ", ".join(f"{money(v)} {n}" for n, v in liq) or "none"))
     if ev.funding_per_hour is not None:
         facts.append(("Funding", f"{_signed(ev.funding_per_hour * 100, 4)} %/h"))
+    if ev.oi_build_pct is not None:
+        facts.append((f"OI{_norm(ev.oi_norm_s)}", f"{_plus(ev.oi_build_pct, 0)} %"))
+    basis = ev.price_vs_index_pct
+    if basis is not None:
+        facts.append(("Basis (price vs index)", f"{_plus(basis, 3)} %"))
     return facts
 
 
@@ -196,14 +235,18 @@ def evidence_json(ev: AlertEvidence) -> dict[str, Any]:
     """Every field by name (None kept, so a reader sees what was unknown); `basis` as text."""
     d = attrs.asdict(ev)
     d["basis"] = ev.basis.value
+    d["price_vs_index_pct"] = ev.price_vs_index_pct  # derived: price and index
     return d
 
 
 _FIELDS = tuple(a.name for a in attrs.fields(AlertEvidence))
+#: Keys `evidence_json` adds from other fields; read back by recomputing them.
+_DERIVED = frozenset({"price_vs_index_pct"})
 
 
 def evidence_from_json(d: dict[str, Any]) -> AlertEvidence:
     """Inverse of `evidence_json`; ValueError naming an unknown key, a non-number or basis."""
+    d = {k: v for k, v in d.items() if k not in _DERIVED}
     unknown = sorted(set(d) - set(_FIELDS))
     if unknown:
         hint = (" (window_s was split into move_window_s, oi_window_s and liq_window_s)"
@@ -236,6 +279,7 @@ def evidence_from_record(rec: EvidenceRecord, windows: EvidenceWindows) -> Alert
     return AlertEvidence(price=rec.price_value, move_pct=rec.move_pct,
                          move_sigma=rec.move_sigma_value, move_window_s=windows.move_s,
                          oi_change_pct=rec.oi_change_pct, oi_window_s=windows.oi_change_s,
+                         oi_build_pct=rec.oi_build_pct, oi_norm_s=windows.oi_norm_s,
                          liq_long_usd=float(rec.liq_long_window),
                          liq_short_usd=float(rec.liq_short_window),
                          liq_window_s=windows.liquidation_s,

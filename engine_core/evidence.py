@@ -26,7 +26,7 @@ Layout, little-endian (docs/log-format.md, "Evidence records"):
      53   2  i16   move_sigma       price vs its move-window average, in sigma, x 100
      55   2  i16   move             the same move as a fraction, x 1e4 (0.01 %)
      57   2  i16   oi_change        OI vs its fast-window average, as a fraction, x 1e4
-     59   1  u8    reserved         0
+     59   1  i8    oi_build         OI vs its long (24-h) norm, in whole percent (+-127)
      60   4  u32   crc32c           CRC-32C of bytes 0..59
 
 Every value saturates at its field's range (and sets CLAMPED); a value the tick did not know
@@ -47,8 +47,8 @@ from engine_core.record import RECORD_SIZE, ChecksumError, crc32c
 from engine_core.ticks import TICK_MS
 
 REC_EVIDENCE = 3
-EVIDENCE_BODY = struct.Struct("<QHBHQhhQiIIIIhhhB")
-EVIDENCE_FULL = struct.Struct("<QHBHQhhQiIIIIhhhBI")
+EVIDENCE_BODY = struct.Struct("<QHBHQhhQiIIIIhhhb")
+EVIDENCE_FULL = struct.Struct("<QHBHQhhQiIIIIhhhbI")
 assert EVIDENCE_BODY.size == 60 and EVIDENCE_FULL.size == RECORD_SIZE
 _BODY_PACK = EVIDENCE_BODY.pack
 
@@ -63,6 +63,8 @@ _U64 = 2**64 - 1
 _U32 = 2**32 - 1
 _I32 = 2**31 - 1
 _I16 = 2**15 - 1
+_I8 = 2**7 - 1
+PERCENT_SCALE = 100
 
 
 class EvidenceFlag(enum.IntFlag):
@@ -107,7 +109,7 @@ def pack_evidence(tick_id: int, token_id: int, flags: int, price: float, mark: f
                   index: float, open_interest: float, funding_per_hour: float,
                   liq_long_tick: float, liq_short_tick: float, liq_long_window: float,
                   liq_short_window: float, move_sigma: float, move: float,
-                  oi_change: float) -> bytes:
+                  oi_change: float, oi_build: float = 0.0) -> bytes:
     """Quantize the facts of one token-tick into the 64-byte evidence record (CRC included).
 
     Rounds half to even and saturates each value into its field (setting CLAMPED). `mark`
@@ -135,9 +137,12 @@ def pack_evidence(tick_id: int, token_id: int, flags: int, price: float, mark: f
     oc = round(oi_change * FRACTION_SCALE)
     if oc < -_I16 or oc > _I16:
         oc, clamped = (-_I16 if oc < -_I16 else _I16), True
+    ob = round(oi_build * PERCENT_SCALE)
+    if ob < -_I8 or ob > _I8:
+        ob, clamped = (-_I8 if ob < -_I8 else _I8), True
     body = EVIDENCE_BODY.pack(tick_id, token_id, REC_EVIDENCE,
                               flags | (_CLAMPED if clamped else 0), p, mk, ix, oi, fh,
-                              l0, l1, l2, l3, ms, mv, oc, 0)
+                              l0, l1, l2, l3, ms, mv, oc, ob)
     return body + crc32c(body).to_bytes(4, "little")
 
 
@@ -185,9 +190,10 @@ def pack_tick_evidence(tick_id: int, frames: Sequence[FeatureFrame],
     A zero skips `round` (round(0.0) is 0): liquidations are zero on almost every tick.
     """
     rnd, body_pack, crc, out = round, _BODY_PACK, crc32c, []
-    s_scale, f_scale, u32, i16 = SIGMA_SCALE, FRACTION_SCALE, _U32, _I16
+    s_scale, f_scale, u32, i16, i8 = SIGMA_SCALE, FRACTION_SCALE, _U32, _I16, _I8
+    pc_scale = PERCENT_SCALE
     for ((token_id, _t, _n, _tc, _tv, _tn, _td, _vr, _dr, _mid, _sp, _spr, _dpr, _vol, _tr,
-          _oi, oi_change, _ob, _fr, _pp, _mvm, liq_long_tick, liq_short_tick, _li, _lint, _q,
+          _oi, oi_change, oi_build, _fr, _pp, _mvm, liq_long_tick, liq_short_tick, _li, _lint, _q,
           move, move_sigma, _fh, liq_long_window, liq_short_window, _lx, _ls, _px, _mk, _ix,
           flags, _basis), (p, mk, ix, oi, fh, clamped)) in zip(frames, levels, strict=True):
         l0 = rnd(liq_long_tick) if liq_long_tick else 0
@@ -209,8 +215,11 @@ def pack_tick_evidence(tick_id: int, frames: Sequence[FeatureFrame],
         oc = rnd(oi_change * f_scale) if oi_change else 0
         if oc < -i16 or oc > i16:
             oc, clamped = (-i16 if oc < -i16 else i16), True
+        ob = rnd(oi_build * pc_scale) if oi_build else 0
+        if ob < -i8 or ob > i8:
+            ob, clamped = (-i8 if ob < -i8 else i8), True
         body = body_pack(tick_id, token_id, REC_EVIDENCE, flags | (_CLAMPED if clamped else 0),
-                         p, mk, ix, oi, fh, l0, l1, l2, l3, ms, mv, oc, 0)
+                         p, mk, ix, oi, fh, l0, l1, l2, l3, ms, mv, oc, ob)
         out.append(body)
         out.append(crc(body).to_bytes(4, "little"))
     return b"".join(out)
@@ -235,13 +244,15 @@ class EvidenceRecord:
     move_sigma: int
     move: int
     oi_change: int
+    #: OI vs its long norm in whole percent (0 in records written before this field).
+    oi_build: int = 0
 
     def to_bytes(self) -> bytes:
         body = EVIDENCE_BODY.pack(
             self.tick_id, self.token_id, REC_EVIDENCE, self.flags, self.price,
             self.mark_vs_price, self.index_vs_price, self.open_interest, self.funding_per_hour,
             self.liq_long_tick, self.liq_short_tick, self.liq_long_window,
-            self.liq_short_window, self.move_sigma, self.move, self.oi_change, 0)
+            self.liq_short_window, self.move_sigma, self.move, self.oi_change, self.oi_build)
         return body + crc32c(body).to_bytes(4, "little")
 
     @classmethod
@@ -260,7 +271,8 @@ class EvidenceRecord:
         return cls(tick_id=f[0], token_id=f[1], flags=f[3], price=f[4], mark_vs_price=f[5],
                    index_vs_price=f[6], open_interest=f[7], funding_per_hour=f[8],
                    liq_long_tick=f[9], liq_short_tick=f[10], liq_long_window=f[11],
-                   liq_short_window=f[12], move_sigma=f[13], move=f[14], oi_change=f[15])
+                   liq_short_window=f[12], move_sigma=f[13], move=f[14], oi_change=f[15],
+                   oi_build=f[16])
 
     # Views in trader units (None where the flags say the tick did not know) ---------------
     def has(self, flag: EvidenceFlag) -> bool:
@@ -291,6 +303,11 @@ class EvidenceRecord:
         return None if self.has(EvidenceFlag.NO_OI) else self.oi_change / FRACTION_SCALE * 100
 
     @property
+    def oi_build_pct(self) -> float | None:
+        """OI vs its long (24-h) norm, in percent: the stock of leverage FRAGILE reads."""
+        return None if self.has(EvidenceFlag.NO_OI) else float(self.oi_build)
+
+    @property
     def funding_per_hour_value(self) -> float | None:
         if self.has(EvidenceFlag.NO_MARK):
             return None
@@ -314,13 +331,16 @@ class EvidenceWindows:
     move_s: float
     oi_change_s: float
     liquidation_s: float
+    #: The long OI norm `oi_build` is measured against (24 h by default).
+    oi_norm_s: float = 86_400.0
 
     @classmethod
     def from_config(cls, cfg: Config) -> EvidenceWindows:
         f = cfg.features
         sec = TICK_MS / 1000
         return cls(move_s=f.move_window_ticks * sec, oi_change_s=f.oi_fast_window_ticks * sec,
-                   liquidation_s=f.liq_window_ticks * sec)
+                   liquidation_s=f.liq_window_ticks * sec,
+                   oi_norm_s=f.oi_slow_window_ticks * sec)
 
 
 def iter_evidence(data: bytes | memoryview) -> list[EvidenceRecord]:

@@ -35,7 +35,7 @@ WINDOWS = EvidenceWindows.from_config(CFG)
 RECORD = EvidenceRecord.from_bytes(pack_evidence(
     7_182_259_692, 0, 0, price=60_120.5, mark=60_110.0, index=60_150.0, open_interest=81_234.5,
     funding_per_hour=0.0001, liq_long_tick=1.2e6, liq_short_tick=0.0, liq_long_window=3.2e6,
-    liq_short_window=0.0, move_sigma=-4.1, move=-0.023, oi_change=-0.041))
+    liq_short_window=0.0, move_sigma=-4.1, move=-0.023, oi_change=-0.041, oi_build=0.12))
 FLUSH = evidence_from_record(RECORD, WINDOWS)
 
 
@@ -46,6 +46,9 @@ def test_each_figure_carries_the_window_of_its_rule() -> None:
     assert FLUSH.move_pct == pytest.approx(-2.3) and FLUSH.move_sigma == pytest.approx(-4.1)
     assert FLUSH.oi_change_pct == pytest.approx(-4.1)
     assert FLUSH.funding_per_hour == pytest.approx(0.0001)
+    # the stock of leverage FRAGILE reads, and the basis, from the same record
+    assert (FLUSH.oi_build_pct, FLUSH.oi_norm_s) == (12.0, 86_400.0)
+    assert FLUSH.price_vs_index_pct == pytest.approx((60_120.5 / 60_150.0 - 1) * 100, abs=1e-3)
     # the default config: move and OI over 1 min, liquidations over 10 s
     dflt = evidence_from_record(RECORD, EvidenceWindows.from_config(ec.Config()))
     assert (dflt.move_window_s, dflt.oi_window_s, dflt.liq_window_s) == (60.0, 60.0, 10.0)
@@ -53,8 +56,9 @@ def test_each_figure_carries_the_window_of_its_rule() -> None:
 
 def test_the_sentence_a_trader_reads() -> None:
     assert evidence_text(FLUSH) == (
-        "OI \u22124.1 % vs 30 s avg, $3.2 M of longs liquidated (10 s decaying sum), "
-        "price \u22122.3 % vs 2 min avg = 4.1\u03c3, funding 0.0100 %/h")
+        "OI \u22124.1 % vs 30 s avg and +12 % vs 24 h norm, $3.2 M of longs liquidated "
+        "(10 s decaying sum), price \u22122.3 % vs 2 min avg = 4.1\u03c3, funding 0.0100 %/h, "
+        "basis \u22120.049 % (price vs index)")
     # the shell tracker's figures are plain changes over one window, and say so
     tracked = AlertEvidence(move_pct=-2.3, oi_change_pct=-4.1, liq_long_usd=3.2e6,
                             move_window_s=60, oi_window_s=60, liq_window_s=60)
@@ -86,7 +90,8 @@ def test_chat_facts() -> None:
     assert evidence_facts(FLUSH) == [
         ("Price", "60,120.5"), ("Move vs 2 min avg", "\u22122.3 % = 4.1\u03c3"),
         ("OI vs 30 s avg", "\u22124.1 %"), ("Liquidated (10 s decaying sum)", "$3.2 M longs"),
-        ("Funding", "0.0100 %/h")]
+        ("Funding", "0.0100 %/h"), ("OI vs 24 h norm", "+12 %"),
+        ("Basis (price vs index)", "\u22120.049 %")]
 
 
 @pytest.mark.parametrize(("usd", "text"), [(0.0, "$0"), (999.4, "$999"), (1000.0, "$1 k"),

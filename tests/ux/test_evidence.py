@@ -70,7 +70,7 @@ def test_the_tracker_states_the_last_minute() -> None:
     assert ev.funding_per_hour == pytest.approx(0.0001) and (ev.mark, ev.index) == (97.6, 97.8)
     assert evidence_text(ev) == ("OI \u22124.1 % in 60 s, $3.14 M of longs and $980 of shorts "
                                  "liquidated in 60 s, price \u22122.3 % in 60 s, "
-                                 "funding 0.0100 %/h")
+                                 "funding 0.0100 %/h, basis \u22120.102 % (price vs index)")
     with pytest.raises(ValueError, match="BTCUSDT: funding interval must be > 0"):
         tr.set_interval("BTCUSDT", 0)
     # a fundingInfo answer sets the interval the same way (1 h: the rate is the hourly rate)

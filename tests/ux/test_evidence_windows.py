@@ -168,7 +168,11 @@ def test_a_known_flush_is_stated_with_each_figures_window_everywhere(
             in text)
     assert (f"price {m}{abs(ev['move_pct']):.1f} % vs {words[0]} avg = "
             f"{abs(ev['move_sigma']):.1f}\u03c3") in text
-    assert text.endswith("funding 0.0100 %/h")
+    assert "funding 0.0100 %/h" in text
+    # the stock of leverage and the basis, from the same evidence record
+    plain = text.replace(m, "").replace("+", "")
+    assert f"and {abs(ev['oi_build_pct']):.0f} % vs 24 h norm" in plain
+    assert text.endswith("(price vs index)") and ev["price_vs_index_pct"] is not None
 
     # export: the same figures and windows in the ev_* columns of the alert's row
     import pandas as pd

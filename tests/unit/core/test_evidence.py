@@ -20,7 +20,7 @@ F = EvidenceFlag
 def test_pack_round_trips_and_quantizes() -> None:
     raw = pack_evidence(7_000_000_000, 3, int(F.OI_BASELINE_SESSION), 60_120.5, 60_150.0,
                         60_100.0, 81_234.5678, 0.0001 / 8, 3.2e6, 0.0, 3.25e6, 1.0e3, -4.1,
-                        -0.023, -0.041)
+                        -0.023, -0.041, 0.143)
     assert len(raw) == ec.RECORD_SIZE
     r = EvidenceRecord.from_bytes(raw)
     assert r.to_bytes() == raw
@@ -34,6 +34,7 @@ def test_pack_round_trips_and_quantizes() -> None:
         3_200_000, 0, 3_250_000, 1_000)
     assert r.move_sigma_value == -4.1 and r.move_pct == pytest.approx(-2.3)
     assert r.oi_change_pct == pytest.approx(-4.1)
+    assert r.oi_build == 14 and r.oi_build_pct == 14.0
     assert r.flags == int(F.OI_BASELINE_SESSION)
 
 
@@ -42,6 +43,13 @@ def test_out_of_range_values_saturate_and_say_so() -> None:
                                                 1e12, 0.0, 0.0, 0.0, 900.0, 0.0, 0.0))
     assert r.liq_long_tick == 2**32 - 1 and r.move_sigma == 2**15 - 1
     assert r.has(F.CLAMPED)
+    # OI at 3x its long norm (+200 %) saturates the one-byte field, and says so
+    r = EvidenceRecord.from_bytes(pack_evidence(1, 0, 0, 100.0, 100.0, 100.0, 1.0, 0.0,
+                                                0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.0))
+    assert r.oi_build == 127 and r.has(F.CLAMPED)
+    r = EvidenceRecord.from_bytes(pack_evidence(1, 0, 0, 100.0, 100.0, 100.0, 1.0, 0.0,
+                                                0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.5))
+    assert r.oi_build == -127 and r.has(F.CLAMPED)
 
 
 def test_unknown_values_read_as_none() -> None:
@@ -50,6 +58,7 @@ def test_unknown_values_read_as_none() -> None:
                                                 0.0, 0.0, 0.0, 0.0, 0.0, 0.0))
     assert r.price_value is r.mark_value is r.oi_value is r.move_sigma_value is None
     assert r.funding_per_hour_value is None and r.oi_change_pct is None
+    assert r.oi_build_pct is None
 
 
 def test_a_flipped_bit_is_a_checksum_error() -> None:

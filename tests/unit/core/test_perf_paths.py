@@ -53,7 +53,7 @@ def _reference(tick_id: int, f: FeatureFrame) -> bytes:
     return pack_evidence(tick_id, f.token_id, f.evidence_flags, f.price, f.mark, f.index_price,
                          f.oi, f.funding_per_hour, f.liq_long_notional, f.liq_short_notional,
                          f.liq_long_window, f.liq_short_window, f.move_sigma, f.move,
-                         f.oi_velocity)
+                         f.oi_velocity, f.oi_build)
 
 
 def _tick(tick_id: int, frames: list[FeatureFrame]) -> bytes:
