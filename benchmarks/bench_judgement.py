@@ -8,7 +8,8 @@ truth with engine_adapters/evaluation/scoring.py. Figures print next to the targ
 is a measurement, not a pass/fail test (exit 0).
 
     .venv/bin/python benchmarks/bench_judgement.py [--seeds 20] [--hours 3] [--symbols 6]
-        [--quick] [--json] [--workers 2] [--depth-ms 500] [--keep DIR] [--rescore DIR]
+        [--seed-base 1000] [--quick] [--json] [--workers 2] [--depth-ms 500] [--keep DIR]
+        [--rescore DIR]
 """
 
 from __future__ import annotations
@@ -252,6 +253,9 @@ def report(s: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--seed-base", type=int, default=1000,
+                    help="first seed (1000: the judging set; 2000: the tuning set the rules "
+                         "were worked out on, kept apart from it)")
     ap.add_argument("--hours", type=float, default=3.0)
     ap.add_argument("--symbols", type=int, default=6)
     ap.add_argument("--quick", action="store_true", help="5 seeds, 1.5 h, 5 symbols")
@@ -265,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.quick:
         a.seeds, a.hours, a.symbols = 5, 1.5, 5
     jobs_root = a.keep or Path(tempfile.mkdtemp(prefix="bench_judgement_"))
-    jobs = [(KINDS[i % len(KINDS)], 1000 + i, a.hours, a.symbols, a.depth_ms, str(jobs_root))
+    jobs = [(KINDS[i % len(KINDS)], a.seed_base + i, a.hours, a.symbols, a.depth_ms, str(jobs_root))
             for i in range(a.seeds)]
     t0 = time.perf_counter()
     if a.rescore is not None:
