@@ -20,7 +20,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn
 
 #: Version of the config schema; bump when a field is added, removed or changes meaning.
-CONFIG_VERSION = 3
+CONFIG_VERSION = 4
 
 
 def _pos_int(_inst: object, att: attrs.Attribute[int], value: int) -> None:
@@ -201,7 +201,7 @@ class StructuralConfig:
     unwind_enter: float = _unit_f(0.5)
     unwind_exit: float = _unit_f(0.25)
     persist_ticks: int = _ticks(8)  # an escalation must hold 2 s
-    unwind_persist_ticks: int = _ticks(4)  # an unwind must hold 1 s
+    unwind_persist_ticks: int = _ticks(40)  # an unwind must hold 10 s (flurries burn out)
     decay_ticks: int = _ticks(40)  # a de-escalation must hold 10 s
     unwind_end_ticks: int = _ticks(40)  # unwind score low for 10 s ends the unwind
     cooldown_ticks: int = _ticks(1200)  # 5 min of cooldown before watching again

@@ -58,11 +58,16 @@ def test_leaders_build_pressure_then_unwind_and_cool(cascade: Story) -> None:
                                           S.UNWIND, S.COOLDOWN, S.BUILD], sym
 
 
-def test_followers_unwind_and_the_bystander_stays_calm(cascade: Story) -> None:
+def test_followers_are_warned_and_the_bystander_stays_calm(cascade: Story) -> None:
+    """Config v4: the followers are warned (TRIGGER_READY) but, in this scripted story,
+    their unwind score is hot in flickers of at most ~4 s (a blend of the leaders, no
+    liquidation feedback of their own); UNWIND needs it to hold 10 s, so they wind down."""
     S = ec.StructuralState
     for sym, role in cascade.sim.roles.items():
         if role == "follower":
-            assert S.UNWIND in cascade.paths[sym] and cascade.paths[sym][-1] == S.BUILD
+            path = cascade.paths[sym]
+            assert S.TRIGGER_READY in path and S.UNWIND not in path, sym
+            assert path[-1] == S.BUILD, sym
         if role == "bystander":
             assert cascade.paths[sym] == [S.BUILD], sym
 

@@ -21,7 +21,7 @@ from engine_app.bootstrap import run_events
 from tests.drive import memory_session
 from tests.sinks.chat_servers import ChatServer, serving
 from tests.sinks.test_chat_sinks import toml_for
-from tests.ux.test_evidence_windows import FLUSH, SYM, T0, _events, expected
+from tests.ux.test_evidence_windows import FLUSH, HOLD, SYM, T0, _events, expected
 from tests.ux.test_webhook import Receiver
 from tests.ux.test_webhook import serving as webhook_serving
 
@@ -33,7 +33,7 @@ MINUS = "\u2212"
 def test_the_unwind_arrives_with_its_figures_and_their_windows(arun: Run, service: str
                                                                ) -> None:
     cfg = ec.Config().evolve(features={"move_window_ticks": 480, "oi_fast_window_ticks": 120,
-                                       "liq_window_ticks": 80})
+                                       "liq_window_ticks": 80}, structural=HOLD)
     receiver = Receiver([], stall_s=0.0)
     chat = ChatServer(service, [])
 

@@ -43,6 +43,10 @@ T0 = 1_700_000_000_000  # a tick boundary (x 250 ms)
 N_TICKS = 2830
 FLUSH = 2800
 LIQ_QTY, LIQ_PRICE = 16_000.0, 97.7  # $1,563,200 a print
+#: The capture ends 7.5 s after the flush. These tests check the figures and their windows,
+#: not the entry hold (10 s by default since config v4, docs/rules.md section 13), so they
+#: let UNWIND enter after 1 s.
+HOLD = {"unwind_persist_ticks": 4}
 
 
 def _books() -> list[tuple[float, float]]:
@@ -133,13 +137,12 @@ def capture(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_a_known_flush_is_stated_with_each_figures_window_everywhere(
         name: str, capture: Path, tmp_path: Path) -> None:
     changes, words, short = CONFIGS[name]
-    cfg = ec.Config().evolve(features=changes) if changes else ec.Config()
+    cfg = ec.Config().evolve(features=changes, structural=HOLD)
     dd = tmp_path / "dd"
-    args = ["run", str(capture), "--data-dir", str(dd)]
-    if changes:
-        toml = tmp_path / "split.toml"
-        toml.write_text("[features]\n" + "".join(f"{k} = {v}\n" for k, v in changes.items()))
-        args += ["--config", str(toml)]
+    toml = tmp_path / "flush.toml"
+    toml.write_text("[features]\n" + "".join(f"{k} = {v}\n" for k, v in changes.items())
+                    + "[structural]\n" + "".join(f"{k} = {v}\n" for k, v in HOLD.items()))
+    args = ["run", str(capture), "--data-dir", str(dd), "--config", str(toml)]
     assert main(args) == 0
     lines = [json.loads(x) for x in (dd / "alerts.jsonl").read_text().splitlines() if x]
     unwind = next(d for d in lines if d["kind"] == "STRUCTURAL_UNWIND")
