@@ -30,7 +30,7 @@ __all__ = ["AlertSink", "Session", "StepFn", "TickStats", "tune_gc"]
 
 #: The core's step (a parameter only so that a test can show a replay notices a changed core).
 StepFn = Callable[[ec.EngineState, Sequence[ec.CanonicalBatch], int],
-                  tuple[ec.EngineState, tuple[ec.Record, ...], tuple[ec.Alert, ...]]]
+                  tuple[ec.EngineState, Sequence[ec.Record], tuple[ec.Alert, ...]]]
 
 
 def tune_gc() -> None:
@@ -78,7 +78,7 @@ class Session:
         self.ingest = Ingest(self.symbols, ports.quarantine, last_stepped=ports.log.last_tick,
                              on_gap=on_gap)
         self.state = ec.initial_state(cfg, self.symbols)
-        self.last_records: tuple[ec.Record, ...] = ()
+        self.last_records: Sequence[ec.Record] = ()
         self.recent_alerts: collections.deque[ec.Alert] = collections.deque(maxlen=20)
         self._closed = False
 
@@ -103,13 +103,13 @@ class Session:
 
     # ------------------------------------------------------------------ ticks
     def step_tick(self, tick_id: int, *, health: Collection[ec.HealthKind] = ()
-                  ) -> tuple[tuple[ec.Record, ...], tuple[ec.Alert, ...]]:
+                  ) -> tuple[Sequence[ec.Record], tuple[ec.Alert, ...]]:
         """Step one tick: everything received for it (or late) goes in, files come out."""
         batches = self.ingest.flush(tick_id, health=health)
         return self.step_batches(tick_id, batches, session_start=self.state.last_tick is None)
 
     def step_batches(self, tick_id: int, batches: Sequence[ec.CanonicalBatch], *,
-                     session_start: bool) -> tuple[tuple[ec.Record, ...], tuple[ec.Alert, ...]]:
+                     session_start: bool) -> tuple[Sequence[ec.Record], tuple[ec.Alert, ...]]:
         """journal -> step -> log -> alerts -> sinks for one tick's frozen batches.
 
         `session_start` begins a new session of the core (fresh state), as the journal marks.
@@ -150,8 +150,10 @@ class Session:
             r0 = records[0]
             st.cluster_reached.add(ec.ClusterState(r0.cluster).name)
             st.phases_reached.add(ec.EventPhase(r0.phase).name)
-            for r in records:
-                st.states_reached.add(ec.StructuralState(r.fsm).name)
+            fsms = records.fsm if isinstance(records, ec.TickRecords) else \
+                [r.fsm for r in records]
+            for s in set(fsms):  # the states' bytes: no record is decoded for this
+                st.states_reached.add(ec.StructuralState(s).name)
         self.last_records = records
         return records, alerts
 

@@ -44,7 +44,7 @@ from engine_core import TICK_MS
 from engine_core.alerts import Alert
 from engine_core.config import Config
 from engine_core.evidence import EvidenceWindows
-from engine_core.record import Record
+from engine_core.record import Record, TickRecords
 from engine_core.states import ClusterState, EventPhase, Quality, StructuralState, Tier
 
 #: rich style of each structural state (the row colour).
@@ -122,7 +122,7 @@ class TerminalView:
         self.max_alerts = max_alerts
         self.refresh_per_second = refresh_per_second
         self._live: Live | None = None
-        self._inputs: tuple[tuple[str, ...], tuple[Record, ...], tuple[Alert, ...],
+        self._inputs: tuple[tuple[str, ...], Sequence[Record], tuple[Alert, ...],
                             IngestHealth | None, str, tuple[AlertEvidence, ...],
                             Config | None] | None = None
 
@@ -263,7 +263,7 @@ class TerminalView:
 
         `records` as `step` returned them (a `TickRecords`, kept as is with its evidence
         bytes) and the session's `config` give the market columns (see `render`)."""
-        recs = records if isinstance(records, tuple) else tuple(records)
+        recs = records if isinstance(records, tuple | TickRecords) else tuple(records)
         self._inputs = (tuple(symbols), recs, tuple(recent_alerts), health, title,
                         tuple(evidence), config)
 

@@ -229,13 +229,29 @@ def evaluate(state: AlertState, records: Sequence[Record]
     if n == 0:
         return state, (), ()
     first = records[0]
-    tick = first.tick_id
+    new_state, masks, alerts = evaluate_states(
+        state, first.tick_id, bool(first.quality & _SESSION_START), first.cluster,
+        tuple(r.fsm for r in records), records)
+    market = masks.get(MARKET_WIDE, 0)
+    return new_state, tuple(masks.get(i, market) for i in range(n)), alerts
+
+
+def evaluate_states(state: AlertState, tick: int, session_start: bool, cluster: int,
+                    fsms: tuple[int, ...], records: Sequence[Record]
+                    ) -> tuple[AlertState, dict[int, int], tuple[Alert, ...]]:
+    """`evaluate` for the pipeline: the tick's facts given directly, masks only where set.
+
+    `fsms` is each record's structural state; `records` is read only for the tokens that
+    raise an alert (their text) and for a market-wide one. The masks are a dict: token id ->
+    its mask, and MARKET_WIDE -> the mask of every token not listed (0 when absent).
+    """
+    n = len(fsms)
     symbols = state.symbols
     prev_fsm = state.prev_fsm
     prev_cluster = state.prev_cluster
     stable = state.stable_ticks
     told = state.told if len(state.told) == n else (0,) * n
-    if first.quality & _SESSION_START:
+    if session_start:
         prev_fsm = None
         prev_cluster = int(ClusterState.CLUSTER_CALM)
         bucket_no, in_bucket, stable, told = -1, 0, (0,) * n, (0,) * n
@@ -248,7 +264,6 @@ def evaluate(state: AlertState, records: Sequence[Record]
     in_bucket += 1
     bucket_closes = tick % tpb == tpb - 1 and in_bucket == tpb
 
-    cluster = first.cluster
     market_guards = (cluster != prev_cluster and cluster in _SYSTEMIC_CLUSTERS,)  # by AlertGuard
     alerts: list[Alert] = []
     market_mask = 0
@@ -256,19 +271,23 @@ def evaluate(state: AlertState, records: Sequence[Record]
         if market_guards[guard]:
             market_mask |= alert_bit(kind)
             alerts.append(_market_alert(kind, records))
-    masks: list[int] = []
-    new_stable: list[int] = []
-    new_told: list[int] = []
-    bucket = bucket_name(tpb)
-    for i, r in enumerate(records):
-        cur = r.fsm
-        mask = market_mask
-        prev = prev_fsm[i] if prev_fsm is not None else _BUILD
-        s = stable[i] + 1 if cur in _STABLE else stable[i]
-        new_stable.append(s)
-        t = told[i]
-        # every token guard needs a state change or a bucket close: skip the rest quickly
-        if cur != prev or bucket_closes:
+    masks: dict[int, int] = {MARKET_WIDE: market_mask} if market_mask else {}
+    held = _STABLE
+    new_stable = tuple([s + 1 if f in held else s for s, f in zip(stable, fsms, strict=True)])
+    # every token guard needs a state change or a bucket close: only those tokens are read
+    if prev_fsm is None:
+        prev_fsm = (_BUILD,) * n
+    if bucket_closes:
+        moved: Sequence[int] = range(n)
+    elif fsms == prev_fsm:
+        moved = ()
+    else:
+        moved = [i for i, (c, p) in enumerate(zip(fsms, prev_fsm, strict=True)) if c != p]
+    if moved:
+        new_told = list(told)
+        bucket = bucket_name(tpb)
+        for i in moved:
+            cur, prev, t = fsms[i], prev_fsm[i], told[i]
             changed = cur != prev
             g = (
                 False,  # CLUSTER_ESCALATED (market-wide, above)
@@ -277,23 +296,25 @@ def evaluate(state: AlertState, records: Sequence[Record]
                 # ENTERED_TRIGGER_READY
                 changed and cur == _TRIGGER_READY and not t & _TOLD_TRIGGER,
                 changed and cur == _UNWIND,  # ENTERED_UNWIND
-                bucket_closes and s == tpb,  # STABLE_THROUGH_BUCKET
+                bucket_closes and new_stable[i] == tpb,  # STABLE_THROUGH_BUCKET
             )
+            mask = market_mask
             for guard, kind in _TOKEN_ROWS:
                 if g[guard]:
                     mask |= alert_bit(kind)
-                    alerts.append(_token_alert(kind, r, symbols[i], bucket))
+                    alerts.append(_token_alert(kind, records[i], symbols[i], bucket))
+            if mask != market_mask:
+                masks[i] = mask
             if cur in _EPISODE_ENDS:
                 t = 0
             elif g[AlertGuard.ENTERED_FRAGILE]:
                 t |= _TOLD_FRAGILE
             elif g[AlertGuard.ENTERED_TRIGGER_READY]:
                 t |= _TOLD_TRIGGER
-        new_told.append(t)
-        masks.append(mask)
+            new_told[i] = t
+        told = tuple(new_told)
 
     new_state = AlertState(
-        symbols=symbols, ticks_per_bucket=tpb, prev_fsm=tuple(r.fsm for r in records),
-        prev_cluster=cluster, bucket=bucket_no, ticks_in_bucket=in_bucket,
-        stable_ticks=tuple(new_stable), told=tuple(new_told))
-    return new_state, tuple(masks), tuple(alerts)
+        symbols=symbols, ticks_per_bucket=tpb, prev_fsm=fsms, prev_cluster=cluster,
+        bucket=bucket_no, ticks_in_bucket=in_bucket, stable_ticks=new_stable, told=told)
+    return new_state, masks, tuple(alerts)

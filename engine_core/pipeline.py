@@ -20,7 +20,13 @@ import attrs
 from engine_core import cluster as cluster_fsm
 from engine_core import phase as phase_fsm
 from engine_core import structural, tier, trigger_cost
-from engine_core.alerts import Alert, AlertState, evaluate, initial_alert_state
+from engine_core.alerts import (
+    MARKET_WIDE,
+    Alert,
+    AlertState,
+    evaluate_states,
+    initial_alert_state,
+)
 from engine_core.canonical import CanonicalBatch
 from engine_core.cluster import CLUSTER_EVERY_TICKS, ClusterContext
 from engine_core.config import Config
@@ -46,10 +52,8 @@ from engine_core.record import (
     REC_TOKEN,
     SCORE_SCALE,
     U16_MAX,
-    Record,
     TickRecords,
     crc32c,
-    new_record,
 )
 from engine_core.states import RECORD_QUALITY_MASK, Quality
 from engine_core.structural import FsmContext
@@ -140,6 +144,22 @@ def _fresh_tokens(n: int, tick_id: int) -> tuple[TokenState, ...]:
     return (t,) * n  # immutable values may be shared
 
 
+def _restamp(bodies: list[bytes], cluster: int, phase: int, event_id: int,
+             degraded: bool) -> None:
+    """Re-encode a tick's records (`bodies`: body, checksum, ...) with the cluster's outcome.
+
+    The records were packed before the cluster's turn; this gives the same bytes as packing
+    them after it. The features never set CLUSTER_DEGRADED: the record's bit is the cluster's.
+    """
+    unpack, pack, crc, flag = BODY.unpack, _pack, _crc, _CLUSTER_DEGRADED
+    for j in range(0, len(bodies), 2):
+        f = list(unpack(bodies[j]))
+        f[5], f[6], f[8] = cluster, phase, event_id
+        f[9] = (f[9] & ~flag) | (flag if degraded else 0)
+        b = pack(*f)
+        bodies[j], bodies[j + 1] = b, crc(b).to_bytes(4, "little")
+
+
 def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
          ) -> tuple[EngineState, TickRecords, tuple[Alert, ...]]:
     """Run one 250 ms tick. Pure: same inputs, byte-identical outputs, inputs untouched.
@@ -172,49 +192,51 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     extract_, tier_update, cost_of = extract_quiet, tier.update, trigger_cost.compute_with
     scores_of, fsm_update, new = structural.scores_with, structural.update, _new
     new_tokens: list[TokenState] = []
-    parts = []
     frames: list[FeatureFrame] = []
-    for i, (ts, batch) in enumerate(zip(tokens, tick_batch, strict=True)):
+    fsms: list[int] = []
+    bodies: list[bytes] = []
+    levels: list[LevelCache | None] = []
+    ev_levels: list[EvidenceLevels] = []
+    prev_levels = state.levels if len(state.levels) == n else (None,) * n
+    # The records carry the tick's cluster state and phase, which move only on every fourth
+    # tick: they are packed with the current ones here and, on a tick where those moved,
+    # patched after the cluster's turn (`_restamp`).
+    cl, ph = state.cluster, state.phase
+    cluster_tick = tick_id % CLUSTER_EVERY_TICKS == 0
+    qualities: list[int] = []
+    values: list[float] = []
+    cluster_state, phase, event_id, degraded = cl.state, ph.phase, ph.event_id, cl.degraded
+    extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if degraded else 0)
+    rnd, pack, crc = round, _pack, _crc
+    pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
+        BPS_SCALE
+    i32, i16, u16, u32 = I32_MAX, I16_MAX, U16_MAX, _U32_MAX
+    for i, (ts, batch, cached) in enumerate(zip(tokens, tick_batch, prev_levels, strict=True)):
         if batch.token_id != i or batch.tick_id != tick_id:
             raise ValueError(f"batch {i} is for token {batch.token_id} tick {batch.tick_id}; "
                              f"expected token {i} tick {tick_id}")
         fs0, tctx0, fsm0, quiet = ts
         fs, frame, quiet = extract_(fs0, batch, fp, weights, quiet)
         tctx = tier_update(tctx0, frame, tier_cfg)
-        tc = cost_of(frame, tctx.tier, cost_cfg)
-        sc = scores_of(frame, tctx.tier, tc.cost, score_params)
+        tier_state = tctx.tier
+        density, compression, divergence, elasticity, cost = cost_of(frame, tier_state,
+                                                                     cost_cfg)
+        sc = scores_of(frame, tier_state, cost, score_params)
         fsm = fsm_update(fsm0, sc, frame.quality, st_cfg, rules)
         new_tokens.append(new(TokenState, (fs, tctx, fsm, quiet)))
-        parts.append((frame, tctx.tier, tc, sc, fsm))
         frames.append(frame)
-
-    cl, ph = state.cluster, state.phase
-    if tick_id % CLUSTER_EVERY_TICKS == 0:
-        cl = cluster_fsm.update(cl, [p[4].state for p in parts], [p[0].quality for p in parts],
-                                cfg.cluster, params.cluster,
-                                [p[0].oi * p[0].price for p in parts])
-        ph = phase_fsm.update(ph, cl.state, cl.degraded, cfg.phase, params.phase)
-
-    extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if cl.degraded else 0)
-    records: list[Record] = []
-    bodies: list[bytes] = []
-    cluster_state, phase, event_id = cl.state, ph.phase, ph.event_id
-    rnd, pack, rec, crc = round, _pack, new_record, _crc
-    pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
-        BPS_SCALE
-    i32, i16, u16, u32 = I32_MAX, I16_MAX, U16_MAX, _U32_MAX
-    prev_levels = state.levels if len(state.levels) == n else (None,) * n
-    levels: list[LevelCache | None] = []
-    ev_levels: list[EvidenceLevels] = []
-    # The frame is unpacked once (fifteen attribute reads cost more); a zero skips `round`
-    # (round(0.0) is 0): liquidations, OI change, unwind, divergence are zero most ticks.
-    for i, ((_tok, _t, n_events, _tc, _tv, _tn, _td, _vr, _dr, _mid, spread_pct, _spr, _dpr,
-             _vol, _tr, oi_level, oi_velocity, _ob, funding_rate, _pp, mark_vs_mid, _ll, _ls,
-             liq_imb, _lint, quality, _mv, _ms, per_hour, _lw, _sw, _lx, _lsu, price, mark_px,
-             index_px, _ef, _basis),
-            tier_state, (density, compression, divergence, elasticity, cost),
-            (pressure, fragile, trigger, unwind), (st_, age, _pending, _streak)
-            ) in enumerate(parts):
+        # The frame is unpacked once (fifteen attribute reads cost more); a zero skips `round`
+        # (round(0.0) is 0): liquidations, OI change, unwind, divergence are zero most ticks.
+        (_tok, _t, n_events, _tc, _tv, _tn, _td, _vr, _dr, _mid, spread_pct, _spr, _dpr, _vol,
+         _tr, oi_level, oi_velocity, _ob, funding_rate, _pp, mark_vs_mid, _ll, _ls, liq_imb,
+         _lint, quality, _mv, _ms, per_hour, _lw, _sw, _lx, _lsu, price, mark_px, index_px,
+         _ef, _basis) = frame
+        pressure, fragile, trigger, unwind = sc
+        st_, age, _pending, _streak = fsm
+        fsms.append(st_)
+        if cluster_tick:
+            qualities.append(quality)
+            values.append(oi_level * price)
         # quantize (docs/log-format.md): round half to even, clamp into the field's range
         quality = (quality | extra) & RECORD_QUALITY_MASK
         cost = rnd(cost * pct)
@@ -245,7 +267,6 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
         # while their floats are equal (most tokens of a quiet market, most ticks)
         key = (price, mark_px, index_px, oi_level, per_hour, funding_rate, spread_pct,
                mark_vs_mid)
-        cached = prev_levels[i]
         if cached is not None and cached[0] == key:
             _key, funding, spread, mark, level = cached
         else:
@@ -264,14 +285,22 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
                     divergence, elasticity, age, n_events, liq, oi, funding, spread, mark)
         bodies.append(body)  # body, then its checksum: `data` is their join
         bodies.append(crc(body).to_bytes(4, "little"))
-        records.append(rec(tick_id, i, st_, tier_state, cluster_state, phase, 0, event_id,
-                           quality, cost, pressure, fragile, trigger, unwind, density,
-                           compression, divergence, elasticity, age, n_events, liq, oi, funding,
-                           spread, mark))
-    alert_state, masks, alerts = evaluate(state.alerts, records)
-    for i, m in enumerate(masks):
-        if m:  # rare: re-encode this record with its alert bits
-            records[i] = attrs.evolve(records[i], alerts=m)
+
+    if cluster_tick:
+        cl = cluster_fsm.update(cl, fsms, qualities, cfg.cluster, params.cluster, values)
+        ph = phase_fsm.update(ph, cl.state, cl.degraded, cfg.phase, params.phase)
+        if (cl.state, ph.phase, ph.event_id, cl.degraded) != (cluster_state, phase, event_id,
+                                                               degraded):
+            cluster_state = cl.state
+            _restamp(bodies, cl.state, ph.phase, ph.event_id, cl.degraded)
+    fsm_states = tuple(fsms)
+    alert_state, masks, alerts = evaluate_states(
+        state.alerts, tick_id, session_start, cluster_state, fsm_states,
+        TickRecords(None, b"".join(bodies)))
+    if masks:  # rare: re-encode the records that raised an alert with their alert bits
+        market = masks.get(MARKET_WIDE, 0)
+        for i in range(n) if market else sorted(masks):
+            m = masks.get(i, market)
             b = bodies[2 * i]
             b = b[:_ALERTS_AT] + bytes((m,)) + b[_ALERTS_AT + 1:]
             bodies[2 * i], bodies[2 * i + 1] = b, _crc(b).to_bytes(4, "little")
@@ -280,5 +309,5 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
                             weights=weights, tokens=tuple(new_tokens), cluster=cl, phase=ph,
                             alerts=alert_state, levels=tuple(levels))
     evidence = pack_tick_evidence(tick_id, frames, ev_levels)
-    return new_state, TickRecords(tuple(records), data, evidence), alerts
+    return new_state, TickRecords(None, data, evidence), alerts
 

@@ -38,7 +38,8 @@ reads from disk (SPEC section 4).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from typing import overload
 
 import attrs
 import google_crc32c
@@ -231,30 +232,97 @@ def new_record(tick_id: int, token_id: int, fsm: int, tier: int, cluster: int, p
     return r
 
 
-class TickRecords(tuple[Record, ...]):
-    """The records of one tick (a tuple) with their 64-byte encodings joined in `data`.
+class TickRecords(Sequence[Record]):
+    """The records of one tick, in token order, with their 64-byte encodings joined in `data`.
 
-    `step` builds the bytes once, from the same integers as the views, so a log writer
-    need not encode again; `data == b"".join(r.to_bytes() for r in records)` always holds
-    (tested). Equality is the tuple's: `data` is derived.
+    `step` builds only the bytes: a `Record` view is decoded from `data` when a caller asks
+    for one (profiled: building a hundred views per tick that nobody reads was a twelfth of a
+    quiet tick). `data == b"".join(r.to_bytes() for r in records)` always holds (tested).
+    It is a read-only sequence: equal to another sequence of the same records (a tuple too),
+    hashed by its bytes. `fsm` holds each record's structural state without decoding any.
 
     `evidence` holds one 64-byte evidence record per token, in the same order
     (`engine_core.evidence`: prices, OI, funding per hour, liquidations, move in sigma);
     `step` always fills it; b"" only where a caller built a TickRecords without one.
+
+    `TickRecords(None, data)` decodes lazily; `TickRecords(records, data)` keeps the given
+    views (then `data` may be b"", for callers that only have the views).
     """
+
+    __slots__ = ("_records", "data", "evidence")
 
     data: bytes
     evidence: bytes
 
-    def __new__(cls, records: tuple[Record, ...], data: bytes,
-                evidence: bytes = b"") -> TickRecords:
-        obj = super().__new__(cls, records)
-        obj.data = data
-        obj.evidence = evidence
-        return obj
+    def __init__(self, records: tuple[Record, ...] | None, data: bytes,
+                 evidence: bytes = b"") -> None:
+        if records is None and len(data) % RECORD_SIZE:
+            raise ValueError(f"records data must be whole {RECORD_SIZE}-byte records, "
+                             f"got {len(data)} bytes")
+        self.data = data
+        self.evidence = evidence
+        self._records = records
 
-    def __getnewargs__(self) -> tuple[tuple[Record, ...], bytes, bytes]:
-        return tuple(self), self.data, self.evidence
+    def views(self) -> tuple[Record, ...]:
+        """Every record as a `Record` (decoded once, then kept)."""
+        recs = self._records
+        if recs is None:
+            recs = self._records = tuple(
+                new_record(f[0], f[1], *f[3:26]) for f in FULL.iter_unpack(self.data))
+        return recs
+
+    @property
+    def fsm(self) -> tuple[int, ...]:
+        """Each record's structural state (the `fsm` byte), in token order."""
+        if self._records is not None:
+            return tuple(r.fsm for r in self._records)
+        return tuple(self.data[_FSM_AT::RECORD_SIZE])
+
+    def __len__(self) -> int:
+        if self._records is not None:
+            return len(self._records)
+        return len(self.data) // RECORD_SIZE
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> tuple[Record, ...]: ...
+
+    def __getitem__(self, i: int | slice) -> Record | tuple[Record, ...]:
+        if self._records is not None or isinstance(i, slice):
+            return self.views()[i]
+        n = len(self.data) // RECORD_SIZE
+        if not -n <= i < n:
+            raise IndexError(f"record index {i} out of range for a tick of {n} records")
+        j = (i % n) * RECORD_SIZE
+        f = FULL.unpack_from(self.data, j)
+        return new_record(f[0], f[1], *f[3:26])
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.views())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, TickRecords):
+            if self._records is None and other._records is None:
+                return self.data == other.data
+            return self.views() == other.views()
+        if isinstance(other, tuple):
+            return self.views() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.views())
+
+    def __repr__(self) -> str:
+        return f"TickRecords({self.views()!r})"
+
+    def __reduce__(self) -> tuple[type[TickRecords], tuple[tuple[Record, ...] | None, bytes,
+                                                          bytes]]:
+        return TickRecords, (self._records if not self.data else None, self.data,
+                             self.evidence)
+
+
+_FSM_AT = 11  # byte offset of the structural state in a record
 
 
 #: Field names in layout order (the checksum excluded); used by readers and exporters.

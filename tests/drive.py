@@ -15,7 +15,8 @@ from engine_app.bootstrap import run_events
 from engine_app.ports import MemoryQuarantine, Ports
 from engine_app.session import Session
 
-Stepped = tuple[int, tuple[ec.Record, ...], tuple[ec.Alert, ...]]
+#: (tick, its records as `step` gave them (a `TickRecords`) or as a tuple, its alerts)
+Stepped = tuple[int, Sequence[ec.Record], tuple[ec.Alert, ...]]
 
 
 @attrs.define
@@ -27,8 +28,8 @@ class MemoryLog:
 
     def append_tick(self, tick_id: int, records: Sequence[ec.Record],
                     alerts: Sequence[ec.Alert]) -> bytes:
-        self.ticks.append((tick_id, tuple(records) if not isinstance(records, tuple)
-                           else records, tuple(alerts)))
+        self.ticks.append((tick_id, records if isinstance(records, ec.TickRecords | tuple)
+                           else tuple(records), tuple(alerts)))
         self.last_tick = tick_id
         return b""
 
