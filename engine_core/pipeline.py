@@ -12,6 +12,7 @@ cluster sees only the tokens' states; the alert engine sees only the records.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -44,16 +45,19 @@ from engine_core.phase import PhaseContext
 from engine_core.record import (
     BODY,
     BPS_SCALE,
+    FULL,
     FUNDING_SCALE,
     I16_MAX,
     I32_MAX,
     OI_SCALE,
     PCT_SCALE,
     REC_TOKEN,
+    RECORD_SIZE,
     SCORE_SCALE,
     U16_MAX,
     TickRecords,
     crc32c,
+    joined,
 )
 from engine_core.states import RECORD_QUALITY_MASK, Quality
 from engine_core.structural import FsmContext
@@ -67,6 +71,12 @@ _pack = BODY.pack
 _crc = crc32c
 _ALERTS_AT = 15  # byte offset of the alert mask in a record
 _new = tuple.__new__
+
+
+#: The frame fields a token record is quantized from, in the order `step` names them.
+_RECORD_FIELDS = operator.itemgetter(*map(FeatureFrame._fields.index, (
+    "n_events", "spread_pct", "oi", "oi_velocity", "funding_rate", "mark_vs_mid_pct",
+    "liquidation_imbalance", "quality", "funding_per_hour", "price", "mark", "index_price")))
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -144,20 +154,31 @@ def _fresh_tokens(n: int, tick_id: int) -> tuple[TokenState, ...]:
     return (t,) * n  # immutable values may be shared
 
 
-def _restamp(bodies: list[bytes], cluster: int, phase: int, event_id: int,
-             degraded: bool) -> None:
-    """Re-encode a tick's records (`bodies`: body, checksum, ...) with the cluster's outcome.
+def _restamp(data: bytes, cluster: int, phase: int, event_id: int, degraded: bool) -> bytes:
+    """A tick's records re-encoded with the cluster's outcome (rare: when it moved).
 
     The records were packed before the cluster's turn; this gives the same bytes as packing
     them after it. The features never set CLUSTER_DEGRADED: the record's bit is the cluster's.
     """
-    unpack, pack, crc, flag = BODY.unpack, _pack, _crc, _CLUSTER_DEGRADED
-    for j in range(0, len(bodies), 2):
-        f = list(unpack(bodies[j]))
-        f[5], f[6], f[8] = cluster, phase, event_id
-        f[9] = (f[9] & ~flag) | (flag if degraded else 0)
-        b = pack(*f)
-        bodies[j], bodies[j + 1] = b, crc(b).to_bytes(4, "little")
+    pack, crc, flag, out = _pack, _crc, _CLUSTER_DEGRADED, []
+    for f in FULL.iter_unpack(data):
+        g = list(f[:26])
+        g[5], g[6], g[8] = cluster, phase, event_id
+        g[9] = (g[9] & ~flag) | (flag if degraded else 0)
+        body = pack(*g)
+        out.append(body + crc(body).to_bytes(4, "little"))
+    return b"".join(out)
+
+
+def _with_alerts(data: bytes, masks: dict[int, int], n: int) -> bytes:
+    """A tick's records with their alert bits set (`evaluate_states`' masks; rare)."""
+    buf = bytearray(data)
+    market = masks.get(MARKET_WIDE, 0)
+    for i in range(n) if market else sorted(masks):
+        at = i * RECORD_SIZE
+        buf[at + _ALERTS_AT] = masks.get(i, market)
+        buf[at + 60:at + RECORD_SIZE] = _crc(bytes(buf[at:at + 60])).to_bytes(4, "little")
+    return bytes(buf)
 
 
 def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
@@ -194,7 +215,7 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     new_tokens: list[TokenState] = []
     frames: list[FeatureFrame] = []
     fsms: list[int] = []
-    bodies: list[bytes] = []
+    bodies: list[bytes | int] = []
     levels: list[LevelCache | None] = []
     ev_levels: list[EvidenceLevels] = []
     prev_levels = state.levels if len(state.levels) == n else (None,) * n
@@ -207,7 +228,7 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     values: list[float] = []
     cluster_state, phase, event_id, degraded = cl.state, ph.phase, ph.event_id, cl.degraded
     extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if degraded else 0)
-    rnd, pack, crc = round, _pack, _crc
+    rnd, lo, hi, pack, crc, record_fields = round, min, max, _pack, _crc, _RECORD_FIELDS
     pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
         BPS_SCALE
     i32, i16, u16, u32 = I32_MAX, I16_MAX, U16_MAX, _U32_MAX
@@ -217,46 +238,44 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
                              f"expected token {i} tick {tick_id}")
         fs0, tctx0, fsm0, quiet = ts
         fs, frame, quiet = extract_(fs0, batch, fp, weights, quiet)
+        # The frame's fields in one C call (attribute reads, or unpacking all 38, cost more)
+        (n_events, spread_pct, oi_level, oi_velocity, funding_rate, mark_vs_mid, liq_imb,
+         quality, per_hour, price, mark_px, index_px) = record_fields(frame)
         tctx = tier_update(tctx0, frame, tier_cfg)
         tier_state = tctx.tier
         density, compression, divergence, elasticity, cost = cost_of(frame, tier_state,
                                                                      cost_cfg)
         sc = scores_of(frame, tier_state, cost, score_params)
-        fsm = fsm_update(fsm0, sc, frame.quality, st_cfg, rules)
+        fsm = fsm_update(fsm0, sc, quality, st_cfg, rules)
         new_tokens.append(new(TokenState, (fs, tctx, fsm, quiet)))
         frames.append(frame)
-        # The frame is unpacked once (fifteen attribute reads cost more); a zero skips `round`
-        # (round(0.0) is 0): liquidations, OI change, unwind, divergence are zero most ticks.
-        (_tok, _t, n_events, _tc, _tv, _tn, _td, _vr, _dr, _mid, spread_pct, _spr, _dpr, _vol,
-         _tr, oi_level, oi_velocity, _ob, funding_rate, _pp, mark_vs_mid, _ll, _ls, liq_imb,
-         _lint, quality, _mv, _ms, per_hour, _lw, _sw, _lx, _lsu, price, mark_px, index_px,
-         _ef, _basis) = frame
         pressure, fragile, trigger, unwind = sc
         st_, age, _pending, _streak = fsm
         fsms.append(st_)
         if cluster_tick:
             qualities.append(quality)
             values.append(oi_level * price)
-        # quantize (docs/log-format.md): round half to even, clamp into the field's range
+        # quantize (docs/log-format.md): round half to even, clamp into the field's range; a
+        # zero skips `round` (round(0.0) is 0): liquidations, OI change, unwind, divergence
+        # are zero most ticks
         quality = (quality | extra) & RECORD_QUALITY_MASK
         cost = rnd(cost * pct)
-        cost = 0 if cost < 0 else (10000 if cost > 10000 else cost)
         pressure = rnd(pressure * score)
-        pressure = 0 if pressure < 0 else (10000 if pressure > 10000 else pressure)
         fragile = rnd(fragile * score)
-        fragile = 0 if fragile < 0 else (10000 if fragile > 10000 else fragile)
         trigger = rnd(trigger * score)
-        trigger = 0 if trigger < 0 else (10000 if trigger > 10000 else trigger)
         unwind = rnd(unwind * score) if unwind else 0
-        unwind = 0 if unwind < 0 else (10000 if unwind > 10000 else unwind)
         density = rnd(density * pct)
-        density = 0 if density < 0 else (10000 if density > 10000 else density)
         compression = rnd(compression * pct)
-        compression = 0 if compression < 0 else (10000 if compression > 10000 else compression)
         divergence = rnd(divergence * pct) if divergence else 0
-        divergence = 0 if divergence < 0 else (10000 if divergence > 10000 else divergence)
         elasticity = rnd(elasticity * pct) if elasticity else 0
-        elasticity = 0 if elasticity < 0 else (10000 if elasticity > 10000 else elasticity)
+        # the nine 0..10000 fields are in range on almost every tick: one test for all nine
+        if lo(cost, pressure, fragile, trigger, unwind, density, compression, divergence,
+              elasticity) < 0 or hi(cost, pressure, fragile, trigger, unwind, density,
+                                    compression, divergence, elasticity) > 10000:
+            (cost, pressure, fragile, trigger, unwind, density, compression, divergence,
+             elasticity) = [0 if v < 0 else (10000 if v > 10000 else v) for v in (
+                 cost, pressure, fragile, trigger, unwind, density, compression, divergence,
+                 elasticity)]
         age = age if age < u32 else u32
         n_events = n_events if n_events < u16 else u16
         liq = rnd(liq_imb * score) if liq_imb else 0
@@ -283,28 +302,23 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
         body = pack(tick_id, i, REC_TOKEN, st_, tier_state, cluster_state, phase, 0, event_id,
                     quality, cost, pressure, fragile, trigger, unwind, density, compression,
                     divergence, elasticity, age, n_events, liq, oi, funding, spread, mark)
-        bodies.append(body)  # body, then its checksum: `data` is their join
-        bodies.append(crc(body).to_bytes(4, "little"))
+        bodies.append(body)  # body, then its checksum: `data` is their `joined` packing
+        bodies.append(crc(body))
 
+    data = joined(n).pack(*bodies)
     if cluster_tick:
         cl = cluster_fsm.update(cl, fsms, qualities, cfg.cluster, params.cluster, values)
         ph = phase_fsm.update(ph, cl.state, cl.degraded, cfg.phase, params.phase)
         if (cl.state, ph.phase, ph.event_id, cl.degraded) != (cluster_state, phase, event_id,
                                                                degraded):
             cluster_state = cl.state
-            _restamp(bodies, cl.state, ph.phase, ph.event_id, cl.degraded)
+            data = _restamp(data, cl.state, ph.phase, ph.event_id, cl.degraded)
     fsm_states = tuple(fsms)
-    alert_state, masks, alerts = evaluate_states(
-        state.alerts, tick_id, session_start, cluster_state, fsm_states,
-        TickRecords(None, b"".join(bodies)))
-    if masks:  # rare: re-encode the records that raised an alert with their alert bits
-        market = masks.get(MARKET_WIDE, 0)
-        for i in range(n) if market else sorted(masks):
-            m = masks.get(i, market)
-            b = bodies[2 * i]
-            b = b[:_ALERTS_AT] + bytes((m,)) + b[_ALERTS_AT + 1:]
-            bodies[2 * i], bodies[2 * i + 1] = b, _crc(b).to_bytes(4, "little")
-    data = b"".join(bodies)
+    alert_state, masks, alerts = evaluate_states(state.alerts, tick_id, session_start,
+                                                 cluster_state, fsm_states,
+                                                 TickRecords(None, data))
+    if masks:
+        data = _with_alerts(data, masks, n)
     new_state = EngineState(config=cfg, symbols=state.symbols, params=params, last_tick=tick_id,
                             weights=weights, tokens=tuple(new_tokens), cluster=cl, phase=ph,
                             alerts=alert_state, levels=tuple(levels))
