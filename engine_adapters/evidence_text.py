@@ -35,6 +35,11 @@ import attrs
 from engine_core.evidence import EvidenceRecord, EvidenceWindows
 
 MINUS = "\u2212"
+#: Version of the evidence's JSON keys and sentence, written beside them in alerts.jsonl
+#: (`evidence_wording`). Bump it with any change to `evidence_json` or `evidence_text`:
+#: `verify` compares the stated evidence only of alerts written in the current wording (an
+#: older release's sentence is not a breach of this one's determinism).
+EVIDENCE_WORDING = 1
 
 
 class Basis(enum.Enum):

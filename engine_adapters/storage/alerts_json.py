@@ -28,7 +28,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine_adapters.evidence_text import AlertEvidence, evidence_json, evidence_text
+from engine_adapters.evidence_text import (
+    EVIDENCE_WORDING,
+    AlertEvidence,
+    evidence_json,
+    evidence_text,
+)
 from engine_core.alerts import Alert
 from engine_core.states import AlertKind, ClusterState, EventPhase, StructuralState, Tier
 
@@ -60,6 +65,7 @@ def alert_to_json(alert: Alert, evidence: AlertEvidence | None = None) -> dict[s
     if evidence is not None:
         d["evidence"] = evidence_json(evidence)
         d["evidence_text"] = evidence_text(evidence)
+        d["evidence_wording"] = EVIDENCE_WORDING
     return d
 
 

@@ -73,6 +73,8 @@ class VerifyReport:
     integrity_seconds: float = 0.0
     alerts_seconds: float = 0.0
     n_alerts: int = 0
+    #: Alerts whose stated evidence is in an earlier release's wording (not compared).
+    n_evidence_older: int = 0
 
     @property
     def ok(self) -> bool:
@@ -127,14 +129,16 @@ def verify(data_dir: Path | str, *, check_alerts: bool = True,
     try:
         breach, n_alerts = _rerun_alerts(root, segs, symbols, cfg.alerts.ticks_per_bucket,
                                          n_rec, progress)
+        older = 0
         if breach is None:
-            breach = _evidence_breach(root, cfg)
+            breach, older = _evidence_breach(root, cfg)
     except StorageError as exc:  # a damaged evidence record (file, offset, what)
         return attrs.evolve(done, status=VerifyStatus.CORRUPTION, message=str(exc),
                             file=exc.path, offset=exc.offset)
     except ValueError as exc:  # an unreadable alerts.jsonl line (the message names it)
         return attrs.evolve(done, status=VerifyStatus.CORRUPTION, message=str(exc))
-    done = attrs.evolve(done, alerts_seconds=time.perf_counter() - t1, n_alerts=n_alerts)
+    done = attrs.evolve(done, alerts_seconds=time.perf_counter() - t1, n_alerts=n_alerts,
+                        n_evidence_older=older)
     if breach is not None:
         tok = f", token {breach.token_id}" if breach.token_id is not None else ""
         return attrs.evolve(
@@ -146,6 +150,9 @@ def verify(data_dir: Path | str, *, check_alerts: bool = True,
 
 def _ok_message(r: VerifyReport, *, alerts: bool) -> str:
     what = f", {r.n_alerts} alerts reproduced" if alerts else ""
+    if r.n_evidence_older:
+        what += (f" ({r.n_evidence_older} state their evidence in an earlier release's "
+                 f"wording: not compared)")
     return (f"ok: {r.n_segments} segments, {r.n_ticks} ticks, {r.n_records} records{what}; "
             f"fingerprint {r.final_chain}")
 
@@ -215,14 +222,15 @@ def _mask(m: int) -> str:
     return "|".join(names) if names else "none"
 
 
-def _evidence_breach(root: Path, cfg: Config) -> Breach | None:
-    """Alerts' stated evidence vs the stored evidence records (`evidence_check`)."""
+def _evidence_breach(root: Path, cfg: Config) -> tuple[Breach | None, int]:
+    """Alerts' stated evidence vs the stored evidence records (`evidence_check`); also how
+    many alerts state it in an older wording (not compared)."""
     data_dir = root if (root / "log").is_dir() else log_dir_of(root).parent
-    found, _ = check_alert_evidence(data_dir, cfg, data_dir / ALERTS_FILE)
+    found, _, older = check_alert_evidence(data_dir, cfg, data_dir / ALERTS_FILE)
     if found is None:
-        return None
+        return None, older
     tick, token, name, expected, got = found
-    return Breach(tick_id=tick, token_id=token, field=name, expected=expected, got=got)
+    return Breach(tick_id=tick, token_id=token, field=name, expected=expected, got=got), older
 
 
 def _file_alerts(root: Path) -> list[Alert] | None:

@@ -220,6 +220,47 @@ def test_verify_names_a_tampered_evidence_record(data_dir: Path, tmp_path: Path)
     assert rep.exit_code == 2 and rep.file == str(path)
 
 
+def test_verify_compares_only_evidence_in_the_current_wording(data_dir: Path,
+                                                              tmp_path: Path) -> None:
+    """A changed sentence in today's wording is a breach; the same sentence in a line an
+    earlier release wrote (no `evidence_wording`, or another one) is counted, not compared."""
+    import shutil
+
+    from engine_adapters.evidence_text import EVIDENCE_WORDING
+    from engine_adapters.storage import verify
+
+    dd = tmp_path / "dd"
+    shutil.copytree(data_dir, dd)
+    path = dd / "alerts.jsonl"
+    lines = [json.loads(x) for x in path.read_text().splitlines()]
+    stated = [d for d in lines if "evidence_text" in d]
+    assert stated and all(d["evidence_wording"] == EVIDENCE_WORDING for d in stated)
+
+    def rewrite(wording: object) -> None:
+        out = []
+        for d in lines:
+            if "evidence_text" in d:
+                d = dict(d, evidence_text=d["evidence_text"] + " (older words)")
+                if wording is None:
+                    d.pop("evidence_wording")
+                else:
+                    d["evidence_wording"] = wording
+            out.append(json.dumps(d, sort_keys=True, separators=(",", ":")) + "\n")
+        path.write_text("".join(out))
+
+    rewrite(EVIDENCE_WORDING)
+    rep = verify(dd)
+    assert rep.exit_code == 1 and rep.breach is not None
+    assert rep.breach.field == "evidence_text"
+    for older in (None, EVIDENCE_WORDING - 1):
+        rewrite(older)
+        rep = verify(dd)
+        assert rep.exit_code == 0, rep.message
+        assert rep.n_evidence_older == len(stated)
+        assert f"{len(stated)} state their evidence in an earlier release's wording" \
+            in rep.message
+
+
 def test_replay_compare_covers_the_evidence_bytes(data_dir: Path, tmp_path: Path) -> None:
     import shutil
 
