@@ -126,7 +126,8 @@ class Session:
             ports.evidence.append_tick(tick_id, ev_bytes)
         if ports.bars is not None:
             ports.bars.add_tick(tick_id, batches)
-        self.evidence.add_tick(tick_id, batches)
+        if not ev_bytes:  # the shell's own tracker stands in only where the core gave none
+            self.evidence.add_tick(tick_id, batches)
         st = self.stats
         if alerts:
             ev = self._alert_evidence(alerts, ev_bytes)
