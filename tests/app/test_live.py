@@ -273,6 +273,16 @@ def test_top_n_picks_trading_perpetuals_by_quote_volume(tmp_path: Path) -> None:
     assert len(top) == 2 and set(top) <= set(SYMBOLS) and list(top) == sorted(top)
 
 
+def _log_has_ticks(log: Path) -> bool:
+    """A segment of `log` holds bytes past its header (header_len: u32 at offset 12)."""
+    for f in log.glob("*.cxlog"):
+        with open(f, "rb") as fh:
+            head = fh.read(16)
+        if len(head) == 16 and f.stat().st_size > int.from_bytes(head[12:16], "little"):
+            return True
+    return False
+
+
 def test_sigterm_finishes_the_tick_and_closes_files_cleanly(tmp_path: Path) -> None:
     import os
     import signal
@@ -291,9 +301,15 @@ def test_sigterm_finishes_the_tick_and_closes_files_cleanly(tmp_path: Path) -> N
                 "--ws-url", fake.ws_base, "--rest-url", fake.rest_base, "--data-dir", str(dd),
                 "--json", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
                 env=dict(os.environ))
-            await asyncio.sleep(4.0)
+            # a loaded machine can take seconds to start the process: stop it once it has
+            # been stepping for a while (its log holds ticks), not at a fixed moment
+            waited = 0.0
+            while waited < 60 and not _log_has_ticks(dd / "log"):
+                await asyncio.sleep(0.25)
+                waited += 0.25
+            await asyncio.sleep(2.0)
             proc.send_signal(signal.SIGTERM)
-            out, err = await asyncio.wait_for(proc.communicate(), 15)
+            out, err = await asyncio.wait_for(proc.communicate(), 30)
             player.cancel()
             assert b'"ticks"' in out, err.decode()[-2000:]
             return proc.returncode if proc.returncode is not None else -1

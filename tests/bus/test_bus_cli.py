@@ -201,12 +201,19 @@ def test_capture_to_the_bus_buffers_while_the_server_restarts(
                 player = fake.play(sim.events())
                 proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "engine_app", "capture", "--symbols", SYMBOLS,
-                    "--ws-url", fake.ws_base, "--rest-url", fake.rest_base, "--duration", "7",
+                    "--ws-url", fake.ws_base, "--rest-url", fake.rest_base, "--duration", "9",
                     "--out", str(out), "--to", url, stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.PIPE,
                     env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
                 try:
-                    await asyncio.sleep(3.5)
+                    # mid-recording, whenever the recorder got going (a loaded machine can
+                    # take seconds to start it): its file already holds lines
+                    waited = 0.0
+                    while waited < 30 and (not out.exists() or out.read_bytes().count(b"\n")
+                                           < 50):
+                        await asyncio.sleep(0.25)
+                        waited += 0.25
+                    await asyncio.sleep(0.5)
                     server.stop()  # the bus goes away mid-recording ...
                     await asyncio.sleep(1.5)
                     await asyncio.to_thread(server.start)  # ... and comes back

@@ -28,6 +28,8 @@ st = initial_alert_state(SYMBOLS, Config().alerts.ticks_per_bucket)
 while True:  # one session, as fast as possible, until killed
     st, recs, alerts = with_alerts(st, make_records(t, 3, start=t == start))
     w.append_tick(t, recs, alerts)
+    if t == start:  # the parent kills only a session that has written something
+        print("appended", flush=True)
     t += 1
 """
 
@@ -43,6 +45,9 @@ def test_sigkill_during_append_recovers_and_continues(tmp_path: Path) -> None:
         line = p.stdout.readline()
         assert line, f"child failed in round {round_no}"
         starts.append(int(line.split()[0]))
+        # a loaded machine may give the child no time before the kill: wait for its first
+        # tick, so every session leaves one (the starts below must all differ)
+        assert p.stdout.readline() == "appended\n", f"child failed in round {round_no}"
         time.sleep(0.15 + 0.05 * round_no)
         p.send_signal(signal.SIGKILL)
         p.wait()
