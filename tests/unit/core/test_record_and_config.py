@@ -101,3 +101,28 @@ def test_tick_records_carry_exactly_their_encodings() -> None:
         assert tick.data == b"".join(r.to_bytes() for r in tick)
         again = pickle.loads(pickle.dumps(tick))
         assert again == tick and again.data == tick.data
+
+
+def test_tick_records_decode_their_views_from_the_bytes_on_demand() -> None:
+    from tests.property.streams import run_stream
+
+    ev = [ec.TradeReceived(symbol="BTCUSDT", exchange_ts=1_795_564_800_000, price=1.0, qty=2.0,
+                           buyer_is_maker=False)]
+    _, recs, _ = run_stream(("BTCUSDT", "ETHUSDT", "SOLUSDT"), 7_182_259_201, [ev, [], ev])
+    tick = recs[-1]
+    assert isinstance(tick, ec.TickRecords)
+    # one record at a time, straight from the bytes, before any view is kept
+    one = [tick[i] for i in range(len(tick))]
+    assert tick[-1] == one[-1]
+    with pytest.raises(IndexError, match="record index 3 out of range for a tick of 3"):
+        tick[3]
+    assert tick.fsm == tuple(r.fsm for r in one)
+    views = tick.views()
+    assert list(views) == one and [ec.Record.from_bytes(tick.data[i * 64:(i + 1) * 64])
+                                   for i in range(3)] == one
+    # a sequence equal to the tuple of its records, hashed alike; built from views too
+    assert tick == views and views == tick and hash(tick) == hash(views)
+    assert ec.TickRecords(views, b"") == tick
+    assert tick != views[:2] and tick[0:2] == views[0:2]
+    with pytest.raises(ValueError, match="whole 64-byte records"):
+        ec.TickRecords(None, tick.data[:-1])
