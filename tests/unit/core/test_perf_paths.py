@@ -3,9 +3,10 @@
 `step` encodes a tick's evidence records in one call (`pack_tick_evidence`, with levels from
 `quantize_levels` kept while their floats are equal) instead of one `pack_evidence` per token;
 `features.extract_quiet` lets an empty tick take over last tick's flags and levels; the
-liquidation EMAs are skipped while all are zero. Each is compared here with the reference on
-inputs chosen to hit every branch: zeros of both signs, values beyond every field's range,
-tiny and huge magnitudes, deadlines crossed.
+liquidation EMAs are skipped while all are zero; the records packed before the cluster's
+turn are re-stamped when it moved, and alert bits patched into the packed bytes. Each is
+compared here with the reference on inputs chosen to hit every branch: zeros of both signs,
+values beyond every field's range, tiny and huge magnitudes, deadlines crossed.
 """
 
 from __future__ import annotations
@@ -241,3 +242,49 @@ def test_step_reuses_quantized_levels_only_as_the_same_bytes() -> None:
                                                             alerts_b), k
         reused += bool(before) and kept.levels[0] is before[0]
     assert 300 < reused < 800  # taken over on quiet ticks, recomputed when values moved
+
+
+# --- step's rare re-encodings: the cluster moved, alert bits set ------------------------------
+
+
+def _random_records(rng: random.Random, n: int) -> list[ec.Record]:
+    from engine_core.record import FIELDS
+
+    big = {"tick_id": 2**40, "event_id": 2**32 - 1, "state_age": 2**32 - 1,
+           "oi_velocity": 2**31 - 1, "funding_rate": 2**31 - 1}
+    signed = {"liq_imbalance", "oi_velocity", "funding_rate", "mark_vs_mid_bps"}
+    recs = []
+    for i in range(n):
+        vals: dict[str, int] = {}
+        for name in FIELDS:
+            top = big.get(name, 255 if name in ("fsm", "tier", "cluster", "phase", "alerts")
+                          else 2**15 - 1)
+            vals[name] = rng.randrange(-top if name in signed else 0, top + 1)
+        vals["token_id"] = i
+        recs.append(ec.Record(**vals))
+    return recs
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_restamp_and_alert_bits_equal_packing_the_changed_records(seed: int) -> None:
+    from engine_core.alerts import MARKET_WIDE
+    from engine_core.pipeline import _restamp, _with_alerts
+
+    rng = random.Random(seed)
+    flag = int(Quality.CLUSTER_DEGRADED)
+    for _ in range(50):
+        n = rng.randrange(1, 6)
+        recs = _random_records(rng, n)
+        data = b"".join(r.to_bytes() for r in recs)
+        c, p, e, d = rng.randrange(5), rng.randrange(5), rng.randrange(2**32), rng.random() < .5
+        want = b"".join(attrs.evolve(r, cluster=c, phase=p, event_id=e,
+                                     quality=(r.quality & ~flag) | (flag if d else 0)).to_bytes()
+                        for r in recs)
+        assert _restamp(data, c, p, e, d) == want
+        masks = {i: rng.randrange(1, 32) for i in range(n) if rng.random() < 0.4}
+        if rng.random() < 0.3:
+            masks[MARKET_WIDE] = rng.randrange(1, 32)
+        market = masks.get(MARKET_WIDE, 0)
+        want = b"".join(attrs.evolve(r, alerts=masks.get(i, market)).to_bytes()
+                        if masks.get(i, market) else r.to_bytes() for i, r in enumerate(recs))
+        assert _with_alerts(data, masks, n) == want
