@@ -197,16 +197,15 @@ def _token_alert(kind: AlertKind, r: Record, symbol: str, bucket: str) -> Alert:
                  phase=EventPhase(r.phase), event_id=r.event_id, trigger_cost=cost, message=text)
 
 
-def _market_alert(kind: AlertKind, records: Sequence[Record]) -> Alert:
-    first = records[0]
+def _market_alert(kind: AlertKind, first: Record, fsms: tuple[int, ...]) -> Alert:
+    """A market-wide alert from the tick's first record and every token's state."""
     cs = ClusterState(first.cluster)
     match kind:
         case AlertKind.SYSTEMIC_ALERT:
-            fsms = [r.fsm for r in records]
             n_unwind = fsms.count(_UNWIND)
             n_fragile = fsms.count(_FRAGILE) + fsms.count(_TRIGGER_READY)
             what = "is UNWINDING" if cs is ClusterState.CLUSTER_UNWIND else "turned FRAGILE"
-            text = (f"Market-wide: the cluster {what} ({n_unwind} of {len(records)} symbols "
+            text = (f"Market-wide: the cluster {what} ({n_unwind} of {len(fsms)} symbols "
                     f"unwinding, {n_fragile} fragile or trigger-ready; event {first.event_id})")
         case _:
             raise ValueError(f"alert kind {kind.name} is not market-wide (tick {first.tick_id})")
@@ -270,7 +269,7 @@ def evaluate_states(state: AlertState, tick: int, session_start: bool, cluster: 
     for guard, kind in _MARKET_ROWS:
         if market_guards[guard]:
             market_mask |= alert_bit(kind)
-            alerts.append(_market_alert(kind, records))
+            alerts.append(_market_alert(kind, records[0], fsms))
     masks: dict[int, int] = {MARKET_WIDE: market_mask} if market_mask else {}
     held = _STABLE
     new_stable = tuple([s + 1 if f in held else s for s, f in zip(stable, fsms, strict=True)])

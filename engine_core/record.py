@@ -68,6 +68,7 @@ assert BODY.size == 60 and FULL.size == RECORD_SIZE
 #: wrapper): `step` calls it once per record.
 crc32c: Callable[[bytes], int] = google_crc32c.value
 
+
 @functools.lru_cache(maxsize=16)
 def joined(n: int) -> struct.Struct:
     """The layout of n records given as body, checksum, body, checksum, ... (60 bytes, u32):
@@ -247,8 +248,8 @@ class TickRecords(Sequence[Record]):
     `step` builds only the bytes: a `Record` view is decoded from `data` when a caller asks
     for one (profiled: building a hundred views per tick that nobody reads was a twelfth of a
     quiet tick). `data == b"".join(r.to_bytes() for r in records)` always holds (tested).
-    It is a read-only sequence: equal to another sequence of the same records (a tuple too),
-    hashed by its bytes. `fsm` holds each record's structural state without decoding any.
+    It is a read-only sequence, equal (and hashed alike) to a tuple of the same records.
+    `fsm` holds each record's structural state without decoding any.
 
     `evidence` holds one 64-byte evidence record per token, in the same order
     (`engine_core.evidence`: prices, OI, funding per hour, liquidations, move in sigma);
@@ -276,8 +277,7 @@ class TickRecords(Sequence[Record]):
         """Every record as a `Record` (decoded once, then kept)."""
         recs = self._records
         if recs is None:
-            recs = self._records = tuple(
-                new_record(f[0], f[1], *f[3:26]) for f in FULL.iter_unpack(self.data))
+            recs = self._records = tuple(map(_view, FULL.iter_unpack(self.data)))
         return recs
 
     @property
@@ -303,9 +303,7 @@ class TickRecords(Sequence[Record]):
         n = len(self.data) // RECORD_SIZE
         if not -n <= i < n:
             raise IndexError(f"record index {i} out of range for a tick of {n} records")
-        j = (i % n) * RECORD_SIZE
-        f = FULL.unpack_from(self.data, j)
-        return new_record(f[0], f[1], *f[3:26])
+        return _view(FULL.unpack_from(self.data, (i % n) * RECORD_SIZE))
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.views())
@@ -332,6 +330,11 @@ class TickRecords(Sequence[Record]):
 
 
 _FSM_AT = 11  # byte offset of the structural state in a record
+
+
+def _view(f: tuple[int, ...]) -> Record:
+    """The `Record` of one `FULL`-unpacked record (rec_type and checksum dropped)."""
+    return new_record(f[0], f[1], *f[3:26])
 
 
 #: Field names in layout order (the checksum excluded); used by readers and exporters.
