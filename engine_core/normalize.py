@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import attrs
 
-from engine_core.canonical import CanonicalEvent, new_canonical_event
+from engine_core.canonical import CanonicalEvent
 from engine_core.events import (
     SOURCE_OF,
     BookTickerReceived,
@@ -46,6 +46,7 @@ MAX_BAND_BPS = 10_000
 MAX_FUNDING_HOURS = 24
 #: Most points one open-interest history may carry (30 days of 5-minute points is 8640).
 MAX_OI_HISTORY_POINTS = 100_000
+_new = tuple.__new__  # a CanonicalEvent built positionally, in one C call
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -276,8 +277,8 @@ class EventNormalizer:
             if token_id is not None:
                 seq = self.next_seq
                 self.next_seq = seq + 1
-                return new_canonical_event(token_id, SOURCE_OF[type(event)], event.exchange_ts,
-                                           seq, event)
+                return _new(CanonicalEvent, (token_id, SOURCE_OF[type(event)],
+                                             event.exchange_ts, seq, event))
         problem = validate(event)
         symbol = getattr(event, "symbol", "")
         if problem is not None:
@@ -289,5 +290,5 @@ class EventNormalizer:
                              field="symbol", symbol=symbol, event=event)
         seq = self.next_seq
         self.next_seq = seq + 1
-        return new_canonical_event(token_id, SOURCE_OF[type(event)], event.exchange_ts, seq,
-                                   event)
+        return _new(CanonicalEvent, (token_id, SOURCE_OF[type(event)], event.exchange_ts, seq,
+                                     event))

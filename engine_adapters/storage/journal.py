@@ -193,19 +193,17 @@ def encode_tick(tick_id: int, batches: Sequence[CanonicalBatch], session_start: 
         tok = b.token_id
         parts.append(head_pack(tok, len(events)))
         n_ev += len(events)
-        for e in events:
-            src = e.source
+        for _tok, src, ets, seq, p in events:  # a CanonicalEvent is a named tuple
             try:
-                p = e.payload
                 if src is trade and type(p) is TradeReceived:  # most events: no lookups
-                    parts.append(trade_pack(src, tok, e.exchange_ts, e.local_seq, p.exchange_ts,
-                                            p.price, p.qty, p.buyer_is_maker, p.trade_id))
+                    parts.append(trade_pack(src, tok, ets, seq, p.exchange_ts, p.price, p.qty,
+                                            p.buyer_is_maker, p.trade_id))
                     continue
                 pack, values = packers[src]
-                parts.append(pack(src, tok, e.exchange_ts, e.local_seq, *values(e.payload)))
+                parts.append(pack(src, tok, ets, seq, *values(p)))
             except (KeyError, struct.error) as exc:
                 raise ValueError(f"tick {tick_id}, token {tok}: cannot journal "
-                                 f"{type(e.payload).__name__} ({exc})") from None
+                                 f"{type(p).__name__} ({exc})") from None
     body = b"".join(parts)
     n = FRAME_HEAD.size + len(body) + 4
     head = FRAME_HEAD.pack(MARKER, n, tick_id, FLAG_SESSION_START if session_start else 0,
