@@ -52,6 +52,19 @@ def ensure_venv() -> Path:
     return py
 
 
+def fresh_bytecode(py: Path) -> None:
+    """Bring the packages' cached bytecode up to date (~0.07 s when nothing changed).
+
+    Python reads `__pycache__` even where PYTHONDONTWRITEBYTECODE keeps it from writing
+    there (as on CI machines and this project's sandboxes); without the cache every
+    `engine_app` process, test worker and subprocess a test starts compiles the whole
+    engine again (about 0.15 s of each `run`). A stale cache is simply not used.
+    """
+    subprocess.run([str(py), "-m", "compileall", "-q", "engine_core", "engine_adapters",
+                    "engine_app", "engine_sim"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+
+
 def run_tests(py: Path, extra: list[str]) -> int:
     env = dict(os.environ)
     env.setdefault("HYPOTHESIS_PROFILE", "ci" if env.get("CI") else "dev")
@@ -76,6 +89,7 @@ def run_tests(py: Path, extra: list[str]) -> int:
 
 def main(argv: list[str]) -> int:
     py = ensure_venv()
+    fresh_bytecode(py)
     if not argv:
         argv = ["demo"]
     if argv[0] == "test":
