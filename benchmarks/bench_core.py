@@ -24,6 +24,13 @@ of the last bytecode cuts (itemgetter, one range test, one struct call per tick)
     --compare REF  also time the quiet runs (and, without --quiet-only, the dense one) on
                    engine_core as of git commit REF, alternating old and new in subprocesses
                    (best of 5 each), and print the ratios
+    --instructions with --compare: count the quiet token-tick in CPU instructions instead of
+                   timing it (valgrind's cachegrind; the same count on every run, whatever
+                   else the machine is doing). Each side runs 50 and 250 ticks and the
+                   difference is divided by 200 x tokens, so start-up and imports cancel out.
+                   Instructions are not time (a cache miss or a mispredicted branch costs
+                   more than an add), but on a shared machine they settle an A/B that timings
+                   cannot: the time ratio here has wandered by +-0.1 between runs.
 """
 
 from __future__ import annotations
@@ -32,6 +39,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,9 +64,20 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true",
                     help="also split the quiet token-tick into its stages")
     ap.add_argument("--compare", metavar="REF", default="")
+    ap.add_argument("--instructions", action="store_true",
+                    help="with --compare: count instructions (cachegrind) instead of timing")
     ap.add_argument("--quiet-json", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--quiet-run", metavar="MODE", default="", help=argparse.SUPPRESS)
     ap.add_argument("--dense-json", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.quiet_run:
+        quiet_run(args.quiet_run, args.quiet_tokens, args.quiet_ticks)
+        return
+    if args.instructions:
+        if not args.compare:
+            ap.error("--instructions needs --compare REF")
+        compare_instructions(args.compare, args.quiet_tokens)
+        return
     if args.quiet_json:
         print(json.dumps(quiet(args.quiet_tokens, args.quiet_ticks, show=False)))
         return
@@ -90,9 +109,7 @@ def compare(ref: str, n_tokens: int, n_ticks: int, dense_args: list[str]) -> Non
     """
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
-        archive = subprocess.run(["git", "archive", ref, "engine_core"], cwd=root,
-                                 capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        _checkout(ref, tmp)
         best: dict[str, dict[str, float]] = {"before": {}, "now": {}}
         for _ in range(5):
             for label, path in (("before", tmp), ("now", str(root))):
@@ -118,6 +135,60 @@ def compare(ref: str, n_tokens: int, n_ticks: int, dense_args: list[str]) -> Non
         b, n = best["before"][mode], best["now"][mode]
         print(f"token-tick {mode:6s} before ({ref}) {b:7.2f} us   now {n:7.2f} us   "
               f"{b / n:4.2f}x faster  (target >= 2x)  {'OK' if b >= 2 * n else 'BELOW TARGET'}")
+
+
+def _checkout(ref: str, into: str) -> None:
+    """engine_core as of git commit `ref`, extracted under `into`."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "archive", ref, "engine_core"], cwd=root,
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+
+
+MODES = {"empty": 0, "sparse": 20}  # mode -> a trade per token every N ticks (0: none)
+
+
+def quiet_run(mode: str, n_tokens: int, n_ticks: int) -> None:
+    """The quiet loop alone, untimed (what --instructions counts)."""
+    symbols = sorted(f"Q{i:03d}USDT" for i in range(n_tokens))
+    state, q, first = _quiet_market(symbols)
+    for t in range(first, first + n_ticks):
+        _trades(q, symbols, t, MODES[mode])
+        state, _recs, _alerts = ec.step(state, q.flush(t), t)
+
+
+def _instructions(path: str, mode: str, n_tokens: int, n_ticks: int) -> int:
+    """CPU instructions of one `quiet_run` under cachegrind, engine_core taken from `path`."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([path, str(root)]))
+    out = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no",
+                          "--cachegrind-out-file=/dev/null", sys.executable, __file__,
+                          "--quiet-run", mode, "--quiet-tokens", str(n_tokens),
+                          "--quiet-ticks", str(n_ticks)], env=env, capture_output=True,
+                         text=True, check=True).stderr
+    for line in out.splitlines():
+        if "I   refs:" in line or "I refs:" in line:
+            return int(line.split(":")[1].replace(",", ""))
+    raise RuntimeError(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+
+
+def compare_instructions(ref: str, n_tokens: int) -> None:
+    """Instructions per quiet token-tick at `ref` and now (see --instructions)."""
+    if shutil.which("valgrind") is None:
+        sys.exit("bench_core: --instructions needs valgrind on the PATH "
+                 "(Debian/Ubuntu: apt install valgrind)")
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="bench-core-") as tmp:
+        _checkout(ref, tmp)
+        for mode in MODES:
+            per: dict[str, float] = {}
+            for label, path in (("before", tmp), ("now", str(root))):
+                lo, hi = (_instructions(path, mode, n_tokens, k) for k in (50, 250))
+                per[label] = (hi - lo) / (200 * n_tokens)
+            b, n = per["before"], per["now"]
+            print(f"token-tick {mode:6s} before ({ref}) {b:9,.0f} instructions   now "
+                  f"{n:9,.0f}   {b / n:4.2f}x fewer  (target >= 2x)  "
+                  f"{'OK' if b >= 2 * n else 'BELOW TARGET'}")
 
 
 def _quiet_market(symbols: list[str]) -> tuple[ec.EngineState, ec.CanonicalEngine, int]:
@@ -150,7 +221,7 @@ def quiet(n_tokens: int, n_ticks: int, show: bool = True) -> dict[str, float]:
     """Time `flush + step` per token-tick on empty and on sparse batches."""
     result: dict[str, float] = {}
     symbols = sorted(f"Q{i:03d}USDT" for i in range(n_tokens))
-    for mode, every in (("empty", 0), ("sparse", 20)):
+    for mode, every in MODES.items():
         state, q, first = _quiet_market(symbols)
         gc.collect()
         spent = 0.0
