@@ -271,11 +271,11 @@ def read_answer(service: ChatService, status: int, body: bytes,
 
 
 def _seconds(v: object) -> float | None:
-    if isinstance(v, bool) or v is None:
+    if isinstance(v, bool) or not isinstance(v, int | float | str):  # JSON gives no others
         return None
     try:
-        return max(0.0, float(v))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return max(0.0, float(v))
+    except ValueError:
         return None
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 
 import engine_core as ec
+from engine_adapters.evidence_text import AlertEvidence
 from engine_adapters.ingest import QuarantinePort
 from engine_adapters.quarantine import QuarantineEntry, reason_key
 from engine_adapters.storage.evidence_store import EvidenceStore
@@ -50,6 +51,32 @@ class AlertsPort(Protocol):
     def append(self, alerts: Iterable[ec.Alert]) -> None: ...
 
     def close(self) -> None: ...
+
+
+#: Each alert's evidence, in the order of the alerts (None where there is none).
+Evidence = Sequence[AlertEvidence | None]
+
+
+@runtime_checkable
+class EvidenceAlertsPort(Protocol):
+    """An `AlertsPort` that also states each alert's evidence (`AlertsFile`).
+
+    The loop hands evidence only where `takes_evidence` says so: a port or sink written
+    for `append(alerts)` alone keeps working.
+    """
+
+    takes_evidence: bool
+
+    def append(self, alerts: Iterable[ec.Alert], evidence: Evidence | None = None) -> None: ...
+
+
+@runtime_checkable
+class EvidenceAlertSink(Protocol):
+    """An `AlertSink` that also takes each alert's evidence (webhooks, `--json`, the view)."""
+
+    takes_evidence: bool
+
+    def __call__(self, alerts: Sequence[ec.Alert], evidence: Evidence | None = None) -> None: ...
 
 
 class BarsPort(Protocol):

@@ -23,7 +23,13 @@ from engine_adapters.binance.dedup import IdGap
 from engine_adapters.evidence_text import AlertEvidence, evidence_from_record
 from engine_adapters.ingest import Ingest, IngestStats
 from engine_app.evidence_port import EvidenceTracker
-from engine_app.ports import AlertSink, Ports, QuarantineSink
+from engine_app.ports import (
+    AlertSink,
+    EvidenceAlertSink,
+    EvidenceAlertsPort,
+    Ports,
+    QuarantineSink,
+)
 from engine_core.evidence import EvidenceRecord, EvidenceWindows
 
 __all__ = ["AlertSink", "Session", "StepFn", "TickStats", "tune_gc"]
@@ -131,16 +137,17 @@ class Session:
         st = self.stats
         if alerts:
             ev = self._alert_evidence(alerts, ev_bytes)
-            if getattr(ports.alerts, "takes_evidence", False):
-                ports.alerts.append(alerts, ev)  # type: ignore[call-arg]
+            port = ports.alerts
+            if isinstance(port, EvidenceAlertsPort) and port.takes_evidence:
+                port.append(alerts, ev)
             else:
-                ports.alerts.append(alerts)
+                port.append(alerts)
             for a in alerts:
                 st.alerts[a.kind.name] += 1
                 self.recent_alerts.append(a)
             for sink in self.sinks:
-                if getattr(sink, "takes_evidence", False):
-                    sink(alerts, ev)  # type: ignore[call-arg]
+                if isinstance(sink, EvidenceAlertSink) and sink.takes_evidence:
+                    sink(alerts, ev)
                 else:
                     sink(alerts)
         st.ticks += 1

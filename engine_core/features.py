@@ -69,14 +69,12 @@ _QG = QualityGuard
     _QG.RECONNECT_RECENT, _QG.REST_DEGRADED_RECENT, _QG.FEED_SILENT, _QG.EVENTS_LATE,
     _QG.LIQUIDATION_CAP_BINDING, _QG.WARMING_UP, _QG.SYMBOL_HALTED))
 _FAR = 2**62  # a deadline that never comes
+_tuple_new = tuple.__new__
 
 
 def _unit(x: float) -> float:
     """Clamp into [-1, 1]: a ratio of EMAs can overshoot by an ulp after rounding."""
     return -1.0 if x < -1.0 else (1.0 if x > 1.0 else x)
-
-
-_tuple_new = tuple.__new__
 
 
 def _band(e: DepthReceived, target_bps: int) -> float:
