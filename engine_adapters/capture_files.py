@@ -151,9 +151,11 @@ class LineSource:
                     continue
                 buf = pending + out[:cut] if pending else out[:cut]
                 pending = out[cut:]
-                # BytesIO iteration splits on b"\n" only, in C, like iterating a file
-                yield enumerate(io.BytesIO(buf), self.first_line + n)
-                n += buf.count(b"\n")
+                # BytesIO splits on b"\n" only, in C (memchr), like iterating a file; the
+                # list's length is the count (buf.count scanned every byte again: ~2 % of run)
+                lines = io.BytesIO(buf).readlines()
+                yield enumerate(lines, self.first_line + n)
+                n += len(lines)
             self.lines = n
             torn = None if gunzip is None else gunzip.torn
             if pending and torn is None and _whole_object(pending):
