@@ -10,14 +10,16 @@ CanonicalEngine (timed separately), then each tick is flushed and stepped. Targe
 Quiet markets (issue 9): the cost of one token-tick (one token stepped through one tick) on
 empty batches and on sparse ones (one trade per token every 20 ticks), printed in microseconds
 next to the target of half the figure measured before that issue's speed-up.
-Where a quiet token-tick goes (2026-12-03, 865a7c2; ablation of step's parts, timed in one
-process, and bytecodes counted with a settrace opcode counter: 2,025 per empty token-tick, 3,089
-at f3f4c74 before issue 9, although config v2-v4 added sigma, liquidation norms, depth, basis
-and the evidence record since): feature extraction ~38 % of the bytecodes, the rules (tier,
-trigger cost, scores, FSM) ~32 %, quantizing and packing the token record ~19 % (removing it
-saves ~2.7 us of ~18), the evidence record ~9 % (~1.8 us). Record views are no longer built
-(decoded from the bytes on demand). What is left is one Python statement per value; the A/B
-of the last bytecode cuts (itemgetter, one range test, one struct call per tick) was 1.00x.
+Where a quiet token-tick goes (2026-12-03; callgrind, instructions per empty token-tick as the
+difference of a 250- and a 50-tick run): 118,587 in all (f3f4c74, before issue 9: 285,729).
+The interpreter loop itself is ~40 %; object turnover (malloc/free, tuple and float
+allocation and deallocation, frame clears) ~20 %; struct packing, CRCs, rounding and the
+rest of C ~40 %. By bytecodes (settrace opcode counter, ~2,080 per empty token-tick): feature
+extraction ~38 %, the rules (tier, trigger cost, scores, FSM) ~32 %, quantizing and packing
+the token record ~19 %, the evidence record ~9 %. Named tuples are unpacked through their
+iterator (the interpreter specializes only exact tuples), but slicing them first saved only
+0.5 %; min()/max() over nine arguments cost 2.8 % and were replaced by chained comparisons.
+What is left is one Python statement per value.
     --quiet-only   skip the dense run
     --profile      also split a quiet token-tick into its stages (flush, extract, each rule,
                    and the rest of step: records, evidence, alerts)
