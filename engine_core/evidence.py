@@ -197,10 +197,14 @@ def pack_tick_evidence(tick_id: int, frames: Sequence[FeatureFrame],
     equal `b"".join(pack_evidence(...) for f in frames)` (tests/unit/core/test_perf_paths).
     A zero skips `round` (round(0.0) is 0): liquidations are zero on almost every tick.
     """
-    rnd, body_pack, crc = round, _BODY_PACK, crc32c
+    # `float.__round__` is `round` of a float without the builtin's special-method lookup
+    # (~2.5x faster, the same int): the scaled values are floats times float scales (exact
+    # in binary, so the same products as with the int scales); the bare liquidation values,
+    # zero on almost every tick, keep the builtin, which takes an int too
+    rnd, frnd, body_pack, crc = round, float.__round__, _BODY_PACK, crc32c
     out: list[bytes | int] = []  # body, checksum, body, ...
-    s_scale, f_scale, u32, i16, i8 = SIGMA_SCALE, FRACTION_SCALE, _U32, _I16, _I8
-    pc_scale = PERCENT_SCALE
+    s_scale, f_scale, u32, i16, i8 = float(SIGMA_SCALE), float(FRACTION_SCALE), _U32, _I16, _I8
+    pc_scale = float(PERCENT_SCALE)
     fields = _EVIDENCE_FIELDS
     for f, (p, mk, ix, oi, fh, clamped) in zip(frames, levels, strict=True):
         (token_id, oi_change, oi_build, liq_long_tick, liq_short_tick, move, move_sigma,
@@ -215,16 +219,16 @@ def pack_tick_evidence(tick_id: int, frames: Sequence[FeatureFrame],
             l2, c2 = _clamp_u32(l2)
             l3, c3 = _clamp_u32(l3)
             clamped = clamped or c0 or c1 or c2 or c3
-        ms = rnd(move_sigma * s_scale) if move_sigma else 0
+        ms = frnd(move_sigma * s_scale) if move_sigma else 0
         if ms < -i16 or ms > i16:
             ms, clamped = (-i16 if ms < -i16 else i16), True
-        mv = rnd(move * f_scale) if move else 0
+        mv = frnd(move * f_scale) if move else 0
         if mv < -i16 or mv > i16:
             mv, clamped = (-i16 if mv < -i16 else i16), True
-        oc = rnd(oi_change * f_scale) if oi_change else 0
+        oc = frnd(oi_change * f_scale) if oi_change else 0
         if oc < -i16 or oc > i16:
             oc, clamped = (-i16 if oc < -i16 else i16), True
-        ob = rnd(oi_build * pc_scale) if oi_build else 0
+        ob = frnd(oi_build * pc_scale) if oi_build else 0
         if ob < -i8 or ob > i8:
             ob, clamped = (-i8 if ob < -i8 else i8), True
         body = body_pack(tick_id, token_id, REC_EVIDENCE, flags | (_CLAMPED if clamped else 0),

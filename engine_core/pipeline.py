@@ -71,6 +71,12 @@ _pack = BODY.pack
 _crc = crc32c
 _ALERTS_AT = 15  # byte offset of the alert mask in a record
 _new = tuple.__new__
+#: `round` of a float, without the builtin's special-method lookup (~2.5x faster, same int:
+#: half to even). Every value `step` rounds is a float times one of these float scales (all
+#: exact in binary, so the product is the same as with the int scale), hence always a float.
+_round = float.__round__
+_FLOAT_SCALES = (float(PCT_SCALE), float(SCORE_SCALE), float(OI_SCALE), float(FUNDING_SCALE),
+                 float(BPS_SCALE))
 
 
 #: The frame fields a token record is quantized from, in the order `step` names them.
@@ -228,9 +234,8 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     values: list[float] = []
     cluster_state, phase, event_id, degraded = cl.state, ph.phase, ph.event_id, cl.degraded
     extra = (_SESSION_START if session_start else 0) | (_CLUSTER_DEGRADED if degraded else 0)
-    rnd, pack, crc, record_fields = round, _pack, _crc, _RECORD_FIELDS
-    pct, score, oi_scale, funding_scale, bps = PCT_SCALE, SCORE_SCALE, OI_SCALE, FUNDING_SCALE, \
-        BPS_SCALE
+    rnd, pack, crc, record_fields = _round, _pack, _crc, _RECORD_FIELDS
+    pct, score, oi_scale, funding_scale, bps = _FLOAT_SCALES
     i32, i16, u16, u32 = I32_MAX, I16_MAX, U16_MAX, _U32_MAX
     for i, (ts, batch, cached) in enumerate(zip(tokens, tick_batch, prev_levels, strict=True)):
         if batch.token_id != i or batch.tick_id != tick_id:

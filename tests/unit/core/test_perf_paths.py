@@ -244,6 +244,38 @@ def test_step_reuses_quantized_levels_only_as_the_same_bytes() -> None:
     assert 300 < reused < 800  # taken over on quiet ticks, recomputed when values moved
 
 
+def test_integer_inputs_give_the_bytes_of_their_float_twins() -> None:
+    """The normalizer accepts ints for a mark price, index, funding rate and open interest.
+    `step` rounds with `float.__round__` (a float's `round`, without the builtin's lookup),
+    which refuses an int: every value it rounds must be a float times a float scale. Integer
+    inputs (funding 0 and 1, mark and OI as ints) must step, and give the bytes of the same
+    session with floats."""
+    def session(num: type) -> list[tuple[bytes, bytes]]:
+        q = ec.CanonicalEngine([_SYM])
+        st = ec.initial_state(ec.Config(), [_SYM])
+        out = []
+        for k in range(200):
+            tick = T0 + k
+            ts = tick * 250 - 100
+            if k % 7 == 0:
+                q.ingest(ec.BookTickerReceived(symbol=_SYM, exchange_ts=ts, bid=99.5,
+                                               bid_qty=2.0, ask=100.5, ask_qty=3.0,
+                                               update_id=k + 1))
+            if k % 5 == 0:
+                rate = num(k // 100)  # 0, then 1: the largest rate the normalizer accepts
+                assert q.ingest(ec.MarkPriceReceived(
+                    symbol=_SYM, exchange_ts=ts, mark_price=num(100 + k % 3),
+                    index_price=num(101), funding_rate=rate)) is None
+            if k % 11 == 0:
+                assert q.ingest(ec.OpenInterestReceived(
+                    symbol=_SYM, exchange_ts=ts, open_interest=num(5000 + k))) is None
+            st, recs, _alerts = ec.step(st, q.flush(tick), tick)
+            out.append((recs.data, recs.evidence))
+        return out
+
+    assert session(int) == session(float)
+
+
 # --- step's rare re-encodings: the cluster moved, alert bits set ------------------------------
 
 
