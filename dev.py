@@ -58,10 +58,11 @@ def fresh_bytecode(py: Path) -> None:
     Python reads `__pycache__` even where PYTHONDONTWRITEBYTECODE keeps it from writing
     there (as on CI machines and this project's sandboxes); without the cache every
     `engine_app` process, test worker and subprocess a test starts compiles the whole
-    engine again (about 0.15 s of each `run`). A stale cache is simply not used.
+    engine again (about 0.15 s of each `run`). A stale cache is simply not used. A module
+    that does not compile is left to the command that imports it, which says what is wrong.
     """
     subprocess.run([str(py), "-m", "compileall", "-q", "engine_core", "engine_adapters",
-                    "engine_app", "engine_sim"], cwd=ROOT, check=True,
+                    "engine_app", "engine_sim"], cwd=ROOT, check=False,
                    stdout=subprocess.DEVNULL)
 
 
