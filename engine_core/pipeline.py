@@ -43,6 +43,7 @@ from engine_core.features import (
 from engine_core.fsm import Compiled
 from engine_core.phase import PhaseContext
 from engine_core.record import (
+    ALERTS_AT,
     BODY,
     BPS_SCALE,
     FULL,
@@ -69,7 +70,6 @@ _CLUSTER_DEGRADED = int(Quality.CLUSTER_DEGRADED)
 _U32_MAX = 2**32 - 1
 _pack = BODY.pack
 _crc = crc32c
-_ALERTS_AT = 15  # byte offset of the alert mask in a record
 _new = tuple.__new__
 #: `round` of a float, without the builtin's special-method lookup (~2.5x faster, same int:
 #: half to even). Every value `step` rounds is a float times one of these float scales (all
@@ -182,7 +182,7 @@ def _with_alerts(data: bytes, masks: dict[int, int], n: int) -> bytes:
     market = masks.get(MARKET_WIDE, 0)
     for i in range(n) if market else sorted(masks):
         at = i * RECORD_SIZE
-        buf[at + _ALERTS_AT] = masks.get(i, market)
+        buf[at + ALERTS_AT] = masks.get(i, market)
         buf[at + 60:at + RECORD_SIZE] = _crc(bytes(buf[at:at + 60])).to_bytes(4, "little")
     return bytes(buf)
 

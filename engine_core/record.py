@@ -61,6 +61,10 @@ REC_TOKEN = 1
 BODY = struct.Struct("<QHBBBBBBIHHHHHHHHHHIHhiiHh")
 FULL = struct.Struct("<QHBBBBBBIHHHHHHHHHHIHhiiHhI")
 assert BODY.size == 60 and FULL.size == RECORD_SIZE
+#: Byte offsets of the structural state and of the alert mask in a record, from the layout:
+#: after tick_id, token_id, rec_type (fsm) and after fsm, tier, cluster, phase (alerts).
+FSM_AT = struct.calcsize("<QHB")
+ALERTS_AT = struct.calcsize("<QHBBBBB")
 
 
 
@@ -285,7 +289,7 @@ class TickRecords(Sequence[Record]):
         """Each record's structural state (the `fsm` byte), in token order."""
         if self._records is not None:
             return tuple(r.fsm for r in self._records)
-        return tuple(self.data[_FSM_AT::RECORD_SIZE])
+        return tuple(self.data[FSM_AT::RECORD_SIZE])
 
     def __len__(self) -> int:
         if self._records is not None:
@@ -327,9 +331,6 @@ class TickRecords(Sequence[Record]):
                                                           bytes]]:
         return TickRecords, (self._records if not self.data else None, self.data,
                              self.evidence)
-
-
-_FSM_AT = 11  # byte offset of the structural state in a record
 
 
 def _view(f: tuple[int, ...]) -> Record:
