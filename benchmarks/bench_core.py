@@ -253,7 +253,7 @@ def profile(n_tokens: int, n_ticks: int) -> None:
     inside `step`); what `step` spends beyond them is the token and evidence records, the
     alert engine and the glue. The collector's share of a plain run is printed apart.
     """
-    from engine_core import features, structural, tier, trigger_cost
+    from engine_core import structural, tier
 
     symbols = sorted(f"Q{i:03d}USDT" for i in range(n_tokens))
     for mode, every in (("empty", 0), ("sparse", 20)):
@@ -271,17 +271,15 @@ def profile(n_tokens: int, n_ticks: int) -> None:
             if t > first:
                 p, cfg = state.params, state.config
                 w = state.weights.advance(p.features)
-                fr = [features.extract_quiet(ts.features, b, p.features, w, ts.quiet)[1]
+                fr = [p.extract(ts.features, b, w, ts.quiet)[1]
                       for ts, b in zip(state.tokens, batches, strict=True)]
                 t2 = clock()
                 tc = [tier.update(ts.tier, f, cfg.tier)
                       for ts, f in zip(state.tokens, fr, strict=True)]
                 t3 = clock()
-                co = [trigger_cost.compute_with(f, c.tier, p.cost)
-                      for f, c in zip(fr, tc, strict=True)]
+                co = [p.cost_of(f, c.tier) for f, c in zip(fr, tc, strict=True)]
                 t4 = clock()
-                sc = [structural.scores_with(f, c.tier, x.cost, p.scores)
-                      for f, c, x in zip(fr, tc, co, strict=True)]
+                sc = [p.scores_of(f, c.tier, x.cost) for f, c, x in zip(fr, tc, co, strict=True)]
                 t5 = clock()
                 for ts, f, s in zip(state.tokens, fr, sc, strict=True):
                     structural.update(ts.fsm, s, f.quality, cfg.structural, p.structural)

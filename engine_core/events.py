@@ -185,6 +185,14 @@ class DepthReceived:
     mid: float = 0.0
     reach_bps: float = 0.0
 
+    def band_notional(self, target_bps: int) -> float:
+        """Bid + ask notional within the widest band edge <= target (else the narrowest)."""
+        k = 0
+        for i, edge in enumerate(self.edges_bps):
+            if edge <= target_bps:
+                k = i
+        return self.bid_notional[k] + self.ask_notional[k]
+
 
 @attrs.frozen(kw_only=True, slots=True)
 class FundingInfoReceived:

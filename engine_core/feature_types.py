@@ -9,8 +9,10 @@ builds them positionally, in field order (checked by test_feature_tuples_are_bui
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
+from engine_core.canonical import CanonicalBatch
 from engine_core.config import FeatureConfig
 from engine_core.ticks import TICK_MS
 
@@ -20,6 +22,11 @@ NEVER = -(10**18)
 def alpha(window_ticks: int) -> float:
     """EMA smoothing factor of a window counted in ticks."""
     return 2.0 / (window_ticks + 1)
+
+
+def unit(x: float) -> float:
+    """Clamp into [-1, 1]: a ratio of EMAs can overshoot by an ulp after rounding."""
+    return -1.0 if x < -1.0 else (1.0 if x > 1.0 else x)
 
 
 def _pow(b: float, k: int) -> float:
@@ -215,3 +222,8 @@ class FeatureFrame(NamedTuple):
 #: evidence flags but NO_SIGMA, premium %, mark vs mid %, funding per hour and the price.
 #: Those read only fields that change with events, and the flags step only at deadlines.
 QuietValues = tuple[FeatureParams, int, int, int, int, float, float, float, float]
+
+#: `features.extract_quiet` with its params bound (`features.feature_kernel`): (state, batch,
+#: weights, quiet) -> (state, frame, quiet).
+FeatureKernel = Callable[[FeatureState, CanonicalBatch, EmaWeights, QuietValues | None],
+                         tuple[FeatureState, FeatureFrame, QuietValues | None]]

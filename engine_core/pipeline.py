@@ -13,7 +13,7 @@ cluster sees only the tokens' states; the alert engine sees only the records.
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import attrs
@@ -35,10 +35,11 @@ from engine_core.evidence import EvidenceLevels, pack_tick_evidence, quantize_le
 from engine_core.features import (
     EmaWeights,
     FeatureFrame,
+    FeatureKernel,
     FeatureParams,
     FeatureState,
     QuietValues,
-    extract_quiet,
+    feature_kernel,
 )
 from engine_core.fsm import Compiled
 from engine_core.phase import PhaseContext
@@ -61,8 +62,9 @@ from engine_core.record import (
     joined,
 )
 from engine_core.states import RECORD_QUALITY_MASK, Quality
-from engine_core.structural import FsmContext
+from engine_core.structural import FsmContext, ScoresKernel
 from engine_core.tier import TierContext
+from engine_core.trigger_cost import CostKernel
 
 MAX_TOKENS = U16_MAX
 _SESSION_START = int(Quality.SESSION_START)
@@ -87,7 +89,8 @@ _RECORD_FIELDS = operator.itemgetter(*map(FeatureFrame._fields.index, (
 
 @attrs.frozen(kw_only=True, slots=True)
 class EngineParams:
-    """Everything derived once from the config: smoothing factors and compiled tables."""
+    """Everything derived once from the config: smoothing factors and compiled tables, and
+    the per-token functions with those factors bound (`feature_kernel` and the others)."""
 
     features: FeatureParams
     cost: trigger_cost.CostParams
@@ -95,6 +98,20 @@ class EngineParams:
     structural: Compiled
     cluster: Compiled
     phase: Compiled
+    extract: FeatureKernel = attrs.field(init=False, eq=False, repr=False, default=attrs.Factory(
+        lambda self: feature_kernel(self.features), takes_self=True))
+    cost_of: CostKernel = attrs.field(
+        init=False, eq=False, repr=False,
+        default=attrs.Factory(lambda self: trigger_cost.cost_kernel(self.cost), takes_self=True))
+    scores_of: ScoresKernel = attrs.field(
+        init=False, eq=False, repr=False,
+        default=attrs.Factory(lambda self: structural.scores_kernel(self.scores),
+                              takes_self=True))
+
+    def __reduce__(self) -> tuple[Callable[..., EngineParams], tuple[object, ...]]:
+        # the kernels are closures (not picklable): a pickle holds the values they come from
+        return _engine_params, (self.features, self.cost, self.scores, self.structural,
+                                self.cluster, self.phase)
 
     @classmethod
     def from_config(cls, cfg: Config) -> EngineParams:
@@ -104,6 +121,14 @@ class EngineParams:
                    structural=structural.compile_rules(cfg.structural),
                    cluster=cluster_fsm.compile_rules(cfg.cluster),
                    phase=phase_fsm.compile_rules(cfg.phase))
+
+
+def _engine_params(features: FeatureParams, cost: trigger_cost.CostParams,
+                   scores: structural.ScoreParams, structural_rules: Compiled,
+                   cluster: Compiled, phase: Compiled) -> EngineParams:
+    """An unpickled `EngineParams` (its kernels built again)."""
+    return EngineParams(features=features, cost=cost, scores=scores,
+                        structural=structural_rules, cluster=cluster, phase=phase)
 
 
 #: (price, mark, index, OI, funding per hour, funding rate, spread %, mark vs mid %), then
@@ -211,13 +236,11 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
     tokens = _fresh_tokens(n, tick_id) if session_start else state.tokens
     weights = state.weights.advance(params.features)
 
-    fp = params.features
-    tier_cfg, cost_cfg, st_cfg = cfg.tier, params.cost, cfg.structural
+    tier_cfg, st_cfg = cfg.tier, cfg.structural
     rules = params.structural
-    score_params = params.scores
     # Plain local names on the per-token path (profiled: a quiet market is all per-token cost).
-    extract_, tier_update, cost_of = extract_quiet, tier.update, trigger_cost.compute_with
-    scores_of, fsm_update, new = structural.scores_with, structural.update, _new
+    extract_, tier_update, cost_of = params.extract, tier.update, params.cost_of
+    scores_of, fsm_update, new = params.scores_of, structural.update, _new
     new_tokens: list[TokenState] = []
     frames: list[FeatureFrame] = []
     fsms: list[int] = []
@@ -242,15 +265,14 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
             raise ValueError(f"batch {i} is for token {batch.token_id} tick {batch.tick_id}; "
                              f"expected token {i} tick {tick_id}")
         fs0, tctx0, fsm0, quiet = ts
-        fs, frame, quiet = extract_(fs0, batch, fp, weights, quiet)
+        fs, frame, quiet = extract_(fs0, batch, weights, quiet)
         # The frame's fields in one C call (attribute reads, or unpacking all 38, cost more)
         (n_events, spread_pct, oi_level, oi_velocity, funding_rate, mark_vs_mid, liq_imb,
          quality, per_hour, price, mark_px, index_px) = record_fields(frame)
         tctx = tier_update(tctx0, frame, tier_cfg)
         tier_state = tctx.tier
-        density, compression, divergence, elasticity, cost = cost_of(frame, tier_state,
-                                                                     cost_cfg)
-        sc = scores_of(frame, tier_state, cost, score_params)
+        density, compression, divergence, elasticity, cost = cost_of(frame, tier_state)
+        sc = scores_of(frame, tier_state, cost)
         fsm = fsm_update(fsm0, sc, quality, st_cfg, rules)
         new_tokens.append(new(TokenState, (fs, tctx, fsm, quiet)))
         frames.append(frame)

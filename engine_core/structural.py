@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 from engine_core.config import StructuralConfig
@@ -172,68 +173,83 @@ class ScoreParams(NamedTuple):
             c.unwind_weight_liq + c.unwind_weight_oi + c.unwind_weight_move)
 
 
+#: `scores_with` with its params bound (`scores_kernel`): (frame, tier, cost) -> Scores.
+ScoresKernel = Callable[[FeatureFrame, int, float], Scores]
+
+
 def scores(f: FeatureFrame, tier: int, trigger_cost: float, c: StructuralConfig) -> Scores:
     """The four scores of a frame (see the module docstring)."""
     return scores_with(f, tier, trigger_cost, ScoreParams.from_config(c))
 
 
-def scores_with(f: FeatureFrame, tier: int, trigger_cost: float, p: ScoreParams) -> Scores:
-    """`scores` with the config already prepared (the per-token path)."""
-    # `ramp(x, lo, hi)` is written out inline (same operations, same bits: with lo = 0 it is
-    # x / hi): this runs per token per tick and the calls were a tenth of a quiet tick's cost.
+def scores_kernel(p: ScoreParams) -> ScoresKernel:
+    """`scores_with` with `p` bound once: the function the pipeline calls per token per tick
+    (its constants are the closure's; see `trigger_cost.cost_kernel`)."""
     (oi_full, f_floor, f_full, f_span, b_floor, b_full, b_span, wp_oi, wp_carry, wp_tier,
      wp_sum, cost_w, flow_full, tliq_full, wt_cost, wt_flow, wt_liq, wt_sum, liq_floor, liq_full,
      liq_span, drop_full, move_floor, move_full, move_span, wu_liq, wu_oi, wu_move,
      sustain_full, wu_sum) = p
-    x = f.oi_build
-    r_oi = 0.0 if x <= 0.0 else (1.0 if x >= oi_full else x / oi_full)
-    funding = f.funding_per_hour
-    x = abs(funding)
-    r_funding = 0.0 if x <= f_floor else (1.0 if x >= f_full else (x - f_floor) / f_span)
-    basis = f.basis_pct
-    x = abs(basis)
-    r_basis = 0.0 if x <= b_floor else (1.0 if x >= b_full else (x - b_floor) / b_span)
-    # the crowd pays for its leverage through funding or through the basis it buys at
-    # (funding is the basis averaged over the interval): counted once, the larger
-    r_carry = r_funding if r_funding > r_basis else r_basis
-    pressure = (wp_oi * r_oi
-                + wp_carry * r_carry
-                + wp_tier * _TIER_LEVEL[tier]) / wp_sum if wp_sum > 0.0 else 0.0
-    cheap = 1.0 - trigger_cost / 100.0
-    # loaded: new positions (OI above its norm) that pay to stay on (carry) - both at once
-    fragile = math.sqrt(r_oi * r_carry) * (1.0 - cost_w + cost_w * cheap)
-    # The crowded side is the one paying funding beyond the normal rate (Binance's baseline
-    # 0.01 % is paid by longs in a perfectly neutral market); the basis decides inside the band.
-    if funding > f_floor:
-        crowd = 1.0
-    elif funding < -f_floor:
-        crowd = -1.0
-    else:
-        crowd = basis
-    against = -f.delta_ratio if crowd > 0.0 else (f.delta_ratio if crowd < 0.0 else 0.0)
-    liq = f.liq_intensity
-    r_flow = 0.0 if against <= 0.0 else (1.0 if against >= flow_full else against / flow_full)
-    r_liq = 0.0 if liq <= 0.0 else (1.0 if liq >= tliq_full else liq / tliq_full)
-    trigger = (wt_cost * cheap
-               + wt_flow * r_flow
-               + wt_liq * r_liq
-               ) / wt_sum if wt_sum > 0.0 else 0.0
-    x = f.liq_excess
-    r_liq = 0.0 if x <= liq_floor else (1.0 if x >= liq_full else (x - liq_floor) / liq_span)
-    x = -f.oi_velocity
-    r_drop = 0.0 if x <= 0.0 else (1.0 if x >= drop_full else x / drop_full)
-    x = abs(f.move_sigma)
-    r_move = 0.0 if x <= move_floor else (1.0 if x >= move_full else (x - move_floor) / move_span)
-    x = f.liq_sustained
-    r_sustain = 1.0 if x >= sustain_full else x / sustain_full
-    # liquidations count only as far as positions are seen leaving (OI drop) or the prints
-    # are sustained; a move in sigma is its own leg, so one print with a jump is not enough
-    corroborated = r_drop if r_drop > r_sustain else r_sustain
-    unwind = (wu_liq * r_liq * corroborated
-              + wu_oi * r_drop
-              + wu_move * r_move
-              ) / wu_sum if wu_sum > 0.0 else 0.0
-    return _new(Scores, (pressure, fragile, trigger, unwind))
+
+    def scores_of(f: FeatureFrame, tier: int, trigger_cost: float) -> Scores:
+        # `ramp(x, lo, hi)` is written out inline (same operations, same bits: with lo = 0 it
+        # is x / hi): this runs per token per tick and the calls were a tenth of its cost.
+        x = f.oi_build
+        r_oi = 0.0 if x <= 0.0 else (1.0 if x >= oi_full else x / oi_full)
+        funding = f.funding_per_hour
+        x = abs(funding)
+        r_funding = 0.0 if x <= f_floor else (1.0 if x >= f_full else (x - f_floor) / f_span)
+        basis = f.basis_pct
+        x = abs(basis)
+        r_basis = 0.0 if x <= b_floor else (1.0 if x >= b_full else (x - b_floor) / b_span)
+        # the crowd pays for its leverage through funding or through the basis it buys at
+        # (funding is the basis averaged over the interval): counted once, the larger
+        r_carry = r_funding if r_funding > r_basis else r_basis
+        pressure = (wp_oi * r_oi
+                    + wp_carry * r_carry
+                    + wp_tier * _TIER_LEVEL[tier]) / wp_sum if wp_sum > 0.0 else 0.0
+        cheap = 1.0 - trigger_cost / 100.0
+        # loaded: new positions (OI above its norm) that pay to stay on (carry) - both at once
+        fragile = math.sqrt(r_oi * r_carry) * (1.0 - cost_w + cost_w * cheap)
+        # The crowded side is the one paying funding beyond the normal rate (Binance's baseline
+        # 0.01 % is paid by longs in a perfectly neutral market); the basis decides inside the band.
+        if funding > f_floor:
+            crowd = 1.0
+        elif funding < -f_floor:
+            crowd = -1.0
+        else:
+            crowd = basis
+        against = -f.delta_ratio if crowd > 0.0 else (f.delta_ratio if crowd < 0.0 else 0.0)
+        liq = f.liq_intensity
+        r_flow = 0.0 if against <= 0.0 else (1.0 if against >= flow_full else against / flow_full)
+        r_liq = 0.0 if liq <= 0.0 else (1.0 if liq >= tliq_full else liq / tliq_full)
+        trigger = (wt_cost * cheap
+                   + wt_flow * r_flow
+                   + wt_liq * r_liq
+                   ) / wt_sum if wt_sum > 0.0 else 0.0
+        x = f.liq_excess
+        r_liq = 0.0 if x <= liq_floor else (1.0 if x >= liq_full else (x - liq_floor) / liq_span)
+        x = -f.oi_velocity
+        r_drop = 0.0 if x <= 0.0 else (1.0 if x >= drop_full else x / drop_full)
+        x = abs(f.move_sigma)
+        r_move = 0.0 if x <= move_floor else (1.0 if x >= move_full else
+                                              (x - move_floor) / move_span)
+        x = f.liq_sustained
+        r_sustain = 1.0 if x >= sustain_full else x / sustain_full
+        # liquidations count only as far as positions are seen leaving (OI drop) or the prints
+        # are sustained; a move in sigma is its own leg, so one print with a jump is not enough
+        corroborated = r_drop if r_drop > r_sustain else r_sustain
+        unwind = (wu_liq * r_liq * corroborated
+                  + wu_oi * r_drop
+                  + wu_move * r_move
+                  ) / wu_sum if wu_sum > 0.0 else 0.0
+        return _new(Scores, (pressure, fragile, trigger, unwind))
+
+    return scores_of
+
+
+def scores_with(f: FeatureFrame, tier: int, trigger_cost: float, p: ScoreParams) -> Scores:
+    """`scores` with the config already prepared (builds the kernel: off the hot path)."""
+    return scores_kernel(p)(f, tier, trigger_cost)
 
 
 def guards(s: Scores, quality: int, age: int, c: StructuralConfig) -> tuple[bool, ...]:

@@ -21,6 +21,7 @@ It is a function of the frame and the tier only (determinism point 3).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 from engine_core.config import TriggerCostConfig
@@ -82,50 +83,70 @@ class CostParams(NamedTuple):
                    c.weight_divergence_oi)
 
 
+#: `compute_with` with its params bound (`cost_kernel`): (frame, tier) -> TriggerCost.
+CostKernel = Callable[[FeatureFrame, int], TriggerCost]
+
+
 def compute(f: FeatureFrame, tier: int, c: TriggerCostConfig) -> TriggerCost:
     """The trigger cost of a frame under a regime (see the module docstring)."""
     return compute_with(f, tier, CostParams.from_config(c))
 
 
-def compute_with(f: FeatureFrame, tier: int, p: CostParams) -> TriggerCost:
-    """`compute` with the config already prepared (the per-token path)."""
-    # `ramp` is written out inline below (same operations, same bits): this runs per token
-    # per tick and the calls were a tenth of a quiet tick's cost.
+def cost_kernel(p: CostParams) -> CostKernel:
+    """`compute_with` with `p` bound once: the function the pipeline calls per token per tick.
+
+    Its constants are the closure's (unpacking a 21-field named tuple on every call was ~3 %
+    of a quiet token-tick, with the other two kernels, `structural.scores_kernel` and
+    `features.feature_kernel`).
+    """
     (thin, one_minus_thin, wide, wide_minus_one, full, one_minus_full, div_oi, div_price,
      div_premium, elastic, elastic_minus_one, wd, wc, wv, we, w_sum, m_over, m_exp, m_exh,
      m_neutral, div_w_oi) = p
-    x = f.depth_ratio
-    depth_ok = 0.0 if x <= thin else (1.0 if x >= 1.0 else (x - thin) / one_minus_thin)
-    x = f.spread_ratio
-    spread_ok = 1.0 - (0.0 if x <= 1.0 else (1.0 if x >= wide else (x - 1.0) / wide_minus_one))
-    density = 100.0 * (depth_ok if depth_ok < spread_ok else spread_ok)
-    vol = f.vol_ratio
-    compression = 100.0 * (1.0 - (0.0 if vol <= full else (1.0 if vol >= 1.0 else
-                                                           (vol - full) / one_minus_full)))
-    x = f.oi_build
-    built = 0.0 if x <= 0.0 else (1.0 if x >= div_oi else (x - 0.0) / (div_oi - 0.0))
-    x = abs(f.move_sigma)
-    moved = 0.0 if x <= 0.0 else (1.0 if x >= div_price else (x - 0.0) / (div_price - 0.0))
-    oi_vs_price = div_w_oi * built * (1.0 - moved)
-    x = abs(f.premium_pct)
-    premium = 0.0 if x <= 0.0 else (1.0 if x >= div_premium else
-                                    (x - 0.0) / (div_premium - 0.0))
-    divergence = 100.0 * (oi_vs_price if oi_vs_price > premium else premium)
-    # price response per unit of relative volume; volume below a quarter of its norm counts as
-    # a quarter, so a silent tape does not look infinitely elastic
-    vr = f.volume_ratio if f.volume_ratio > 0.25 else 0.25
-    x = vol / vr
-    elasticity = 100.0 * (0.0 if x <= 1.0 else (1.0 if x >= elastic else
-                                                (x - 1.0) / elastic_minus_one))
-    fragility = (wd * (100.0 - density) + wc * compression + wv * divergence
-                 + we * elasticity) / w_sum
-    if tier == _OVERLEVERAGED:
-        fragility *= m_over
-    elif tier == _EXPANSION:
-        fragility *= m_exp
-    elif tier == _EXHAUSTED:
-        fragility *= m_exh
-    else:
-        fragility *= m_neutral
-    fragility = 0.0 if fragility < 0.0 else (100.0 if fragility > 100.0 else fragility)
-    return _new(TriggerCost, (density, compression, divergence, elasticity, 100.0 - fragility))
+
+    def compute(f: FeatureFrame, tier: int) -> TriggerCost:
+        # `ramp` is written out inline below (same operations, same bits): this runs per
+        # token per tick and the calls were a tenth of a quiet tick's cost.
+        x = f.depth_ratio
+        depth_ok = 0.0 if x <= thin else (1.0 if x >= 1.0 else (x - thin) / one_minus_thin)
+        x = f.spread_ratio
+        spread_ok = 1.0 - (0.0 if x <= 1.0 else
+                           (1.0 if x >= wide else (x - 1.0) / wide_minus_one))
+        density = 100.0 * (depth_ok if depth_ok < spread_ok else spread_ok)
+        vol = f.vol_ratio
+        compression = 100.0 * (1.0 - (0.0 if vol <= full else (1.0 if vol >= 1.0 else
+                                                               (vol - full) / one_minus_full)))
+        x = f.oi_build
+        built = 0.0 if x <= 0.0 else (1.0 if x >= div_oi else (x - 0.0) / (div_oi - 0.0))
+        x = abs(f.move_sigma)
+        moved = 0.0 if x <= 0.0 else (1.0 if x >= div_price else (x - 0.0) / (div_price - 0.0))
+        oi_vs_price = div_w_oi * built * (1.0 - moved)
+        x = abs(f.premium_pct)
+        premium = 0.0 if x <= 0.0 else (1.0 if x >= div_premium else
+                                        (x - 0.0) / (div_premium - 0.0))
+        divergence = 100.0 * (oi_vs_price if oi_vs_price > premium else premium)
+        # price response per unit of relative volume; volume below a quarter of its norm
+        # counts as a quarter, so a silent tape does not look infinitely elastic
+        vr = f.volume_ratio if f.volume_ratio > 0.25 else 0.25
+        x = vol / vr
+        elasticity = 100.0 * (0.0 if x <= 1.0 else (1.0 if x >= elastic else
+                                                    (x - 1.0) / elastic_minus_one))
+        fragility = (wd * (100.0 - density) + wc * compression + wv * divergence
+                     + we * elasticity) / w_sum
+        if tier == _OVERLEVERAGED:
+            fragility *= m_over
+        elif tier == _EXPANSION:
+            fragility *= m_exp
+        elif tier == _EXHAUSTED:
+            fragility *= m_exh
+        else:
+            fragility *= m_neutral
+        fragility = 0.0 if fragility < 0.0 else (100.0 if fragility > 100.0 else fragility)
+        return _new(TriggerCost, (density, compression, divergence, elasticity,
+                                  100.0 - fragility))
+
+    return compute
+
+
+def compute_with(f: FeatureFrame, tier: int, p: CostParams) -> TriggerCost:
+    """`compute` with the config already prepared (builds the kernel: off the hot path)."""
+    return cost_kernel(p)(f, tier)
