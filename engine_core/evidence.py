@@ -195,7 +195,8 @@ def pack_tick_evidence(tick_id: int, frames: Sequence[FeatureFrame],
     here, once per tick instead of one call per token (profiled: on a quiet tick the call
     with fifteen arguments and fifteen attribute reads cost as much as the arithmetic). Bytes
     equal `b"".join(pack_evidence(...) for f in frames)` (tests/unit/core/test_perf_paths).
-    A zero skips `round` (round(0.0) is 0): liquidations are zero on almost every tick.
+    A zero skips `round` and the range test (round(0.0) is 0): liquidations are zero on
+    almost every tick, and so are the four liquidation fields together (one test for them).
     """
     # `float.__round__` is `round` of a float without the builtin's special-method lookup
     # (~2.5x faster, the same int): the scaled values are floats times float scales (exact
@@ -209,28 +210,34 @@ def pack_tick_evidence(tick_id: int, frames: Sequence[FeatureFrame],
     for f, (p, mk, ix, oi, fh, clamped) in zip(frames, levels, strict=True):
         (token_id, oi_change, oi_build, liq_long_tick, liq_short_tick, move, move_sigma,
          liq_long_window, liq_short_window, flags) = fields(f)
-        l0 = rnd(liq_long_tick) if liq_long_tick else 0
-        l1 = rnd(liq_short_tick) if liq_short_tick else 0
-        l2 = rnd(liq_long_window) if liq_long_window else 0
-        l3 = rnd(liq_short_window) if liq_short_window else 0
-        if not (0 <= l0 <= u32 and 0 <= l1 <= u32 and 0 <= l2 <= u32 and 0 <= l3 <= u32):
-            l0, c0 = _clamp_u32(l0)
-            l1, c1 = _clamp_u32(l1)
-            l2, c2 = _clamp_u32(l2)
-            l3, c3 = _clamp_u32(l3)
-            clamped = clamped or c0 or c1 or c2 or c3
-        ms = frnd(move_sigma * s_scale) if move_sigma else 0
-        if ms < -i16 or ms > i16:
-            ms, clamped = (-i16 if ms < -i16 else i16), True
-        mv = frnd(move * f_scale) if move else 0
-        if mv < -i16 or mv > i16:
-            mv, clamped = (-i16 if mv < -i16 else i16), True
-        oc = frnd(oi_change * f_scale) if oi_change else 0
-        if oc < -i16 or oc > i16:
-            oc, clamped = (-i16 if oc < -i16 else i16), True
-        ob = frnd(oi_build * pc_scale) if oi_build else 0
-        if ob < -i8 or ob > i8:
-            ob, clamped = (-i8 if ob < -i8 else i8), True
+        if liq_long_tick or liq_short_tick or liq_long_window or liq_short_window:
+            l0, l1, l2, l3 = rnd(liq_long_tick), rnd(liq_short_tick), rnd(liq_long_window), \
+                rnd(liq_short_window)
+            if not (0 <= l0 <= u32 and 0 <= l1 <= u32 and 0 <= l2 <= u32 and 0 <= l3 <= u32):
+                l0, c0 = _clamp_u32(l0)
+                l1, c1 = _clamp_u32(l1)
+                l2, c2 = _clamp_u32(l2)
+                l3, c3 = _clamp_u32(l3)
+                clamped = clamped or c0 or c1 or c2 or c3
+        else:
+            l0 = l1 = l2 = l3 = 0
+        ms = mv = oc = ob = 0
+        if move_sigma:
+            ms = frnd(move_sigma * s_scale)
+            if ms < -i16 or ms > i16:
+                ms, clamped = (-i16 if ms < -i16 else i16), True
+        if move:
+            mv = frnd(move * f_scale)
+            if mv < -i16 or mv > i16:
+                mv, clamped = (-i16 if mv < -i16 else i16), True
+        if oi_change:
+            oc = frnd(oi_change * f_scale)
+            if oc < -i16 or oc > i16:
+                oc, clamped = (-i16 if oc < -i16 else i16), True
+        if oi_build:
+            ob = frnd(oi_build * pc_scale)
+            if ob < -i8 or ob > i8:
+                ob, clamped = (-i8 if ob < -i8 else i8), True
         body = body_pack(tick_id, token_id, REC_EVIDENCE, flags | (_CLAMPED if clamped else 0),
                          p, mk, ix, oi, fh, l0, l1, l2, l3, ms, mv, oc, ob)
         out.append(body)

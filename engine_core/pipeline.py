@@ -308,10 +308,13 @@ def step(state: EngineState, tick_batch: Sequence[CanonicalBatch], tick_id: int
                  elasticity)]
         age = age if age < u32 else u32
         n_events = n_events if n_events < u16 else u16
-        liq = rnd(liq_imb * score) if liq_imb else 0
-        liq = -10000 if liq < -10000 else (10000 if liq > 10000 else liq)
-        oi = rnd(oi_velocity * oi_scale) if oi_velocity else 0
-        oi = -i32 if oi < -i32 else (i32 if oi > i32 else oi)
+        liq = oi = 0
+        if liq_imb:
+            liq = rnd(liq_imb * score)
+            liq = -10000 if liq < -10000 else (10000 if liq > 10000 else liq)
+        if oi_velocity:
+            oi = rnd(oi_velocity * oi_scale)
+            oi = -i32 if oi < -i32 else (i32 if oi > i32 else oi)
         # fields that change only when a price, OI or funding arrives: last tick's integers
         # while their floats are equal (most tokens of a quiet market, most ticks)
         key = (price, mark_px, index_px, oi_level, per_hour, funding_rate, spread_pct,
