@@ -11,15 +11,18 @@ Quiet markets (issue 9): the cost of one token-tick (one token stepped through o
 empty batches and on sparse ones (one trade per token every 20 ticks), printed in microseconds
 next to the target of half the figure measured before that issue's speed-up.
 Where a quiet token-tick goes (2026-12-03; callgrind, instructions per empty token-tick as the
-difference of a 250- and a 50-tick run): 113,788 in all (f3f4c74, before issue 9: 285,531).
+difference of a 250- and a 50-tick run): 106,844 in all (f3f4c74, before issue 9: 285,848).
 The interpreter loop itself is ~40 %; object turnover (malloc/free, tuple and float
 allocation and deallocation, frame clears) ~20 %; struct packing, CRCs, rounding and the
-rest of C ~40 %. By bytecodes (settrace opcode counter, ~2,080 per empty token-tick): feature
-extraction ~38 %, the rules (tier, trigger cost, scores, FSM) ~32 %, quantizing and packing
-the token record ~19 %, the evidence record ~9 %. Named tuples are unpacked through their
-iterator (the interpreter specializes only exact tuples), but slicing them first saved only
-0.5 %; min()/max() over nine arguments cost 2.8 % and were replaced by chained comparisons;
-the builtin round() another 3.8 % (its special-method lookup: float.__round__ is used).
+rest of C ~40 %. By bytecodes (settrace opcode counter, ~1,900 per empty token-tick): feature
+extraction ~40 %, the rules (tier, trigger cost, scores, FSM) ~32 %, quantizing and packing
+the token record ~22 %, the evidence record ~5 %. Named tuples are unpacked through their
+iterator (the interpreter specializes only exact tuples), so the 73 constants of the three
+per-token functions are bound once, in closures (`feature_kernel`, `cost_kernel`,
+`scores_kernel`: 3.2 %); slicing a state first saved only 0.5 %; min()/max() over nine
+arguments cost 2.8 % and were replaced by chained comparisons; the builtin round() another
+3.8 % (its special-method lookup: float.__round__ is used); a zero field skips its range
+test as well as its rounding (2.9 %).
 What is left is one Python statement per value.
     --quiet-only   skip the dense run
     --profile      also split a quiet token-tick into its stages (flush, extract, each rule,

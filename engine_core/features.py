@@ -71,6 +71,7 @@ _QG = QualityGuard
     _QG.RECONNECT_RECENT, _QG.REST_DEGRADED_RECENT, _QG.FEED_SILENT, _QG.EVENTS_LATE,
     _QG.LIQUIDATION_CAP_BINDING, _QG.WARMING_UP, _QG.SYMBOL_HALTED))
 _FAR = 2**62  # a deadline that never comes
+_MARK_OR_FUNDING = (MarkPriceReceived, FundingReceived)  # a tuple: `A | B` is built per call
 _tuple_new = tuple.__new__
 
 
@@ -146,7 +147,7 @@ def feature_kernel(p: FeatureParams) -> FeatureKernel:
                     liq_sec = sec
                     if liq_streak >= 2:  # a liquidation in consecutive seconds: the 1/s cap binds
                         liq_sat_tick = tick
-                elif isinstance(e, MarkPriceReceived | FundingReceived):
+                elif isinstance(e, _MARK_OR_FUNDING):
                     if e.exchange_ts >= mark_ts:
                         mark, index, funding, mark_ts = e.mark_price, e.index_price, \
                             e.funding_rate, e.exchange_ts
